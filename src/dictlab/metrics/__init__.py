@@ -1,0 +1,38 @@
+"""Metrics for sparse dictionaries: ground-truth recovery, one-to-one matching, reconstruction, sparsity."""
+
+from dictlab.metrics.matching import Matching, hungarian_match, mcc, uniqueness
+from dictlab.metrics.reconstruction import ReconstructionStats, dead_fraction, firing_counts, fvu, l0
+from dictlab.metrics.recovery import (
+    BestMatch,
+    abs_cosine_matrix,
+    best_match,
+    best_match_cosines,
+    default_taus,
+    feature_subset,
+    gt_recovery,
+    max_inner_product,
+    normalize_rows,
+    recovery_curve,
+)
+
+__all__ = [
+    "BestMatch",
+    "Matching",
+    "ReconstructionStats",
+    "abs_cosine_matrix",
+    "best_match",
+    "best_match_cosines",
+    "dead_fraction",
+    "default_taus",
+    "feature_subset",
+    "firing_counts",
+    "fvu",
+    "gt_recovery",
+    "hungarian_match",
+    "l0",
+    "max_inner_product",
+    "mcc",
+    "normalize_rows",
+    "recovery_curve",
+    "uniqueness",
+]

@@ -1,0 +1,51 @@
+"""Deterministic shuffled mini-batches over an in-memory table of rows.
+
+The batch of a step is a pure function of (seed, step), so a resumed run sees exactly the batches an
+uninterrupted one would, with no iterator state to checkpoint.
+"""
+
+import torch
+from torch import Tensor
+
+
+class ShuffledBatches:
+    """Epoch-wise random permutations of ``rows`` ([n_rows, width]); incomplete final batches are dropped."""
+
+    def __init__(self, rows: Tensor, batch_size: int, seed: int) -> None:
+        if rows.dim() != 2:
+            raise ValueError(f"training rows must be a 2-D [n_rows, width] tensor, got shape {list(rows.shape)}")
+        if rows.shape[0] < batch_size:
+            raise ValueError(f"batch_size {batch_size} exceeds the {rows.shape[0]} training rows")
+        if not torch.isfinite(rows).all():
+            raise ValueError("training data contains NaN or Inf")
+        self.rows = rows
+        self.batch_size = batch_size
+        self.seed = seed
+        self._epoch = -1
+        self._order = torch.empty(0, dtype=torch.long)
+
+    @property
+    def n_samples(self) -> int:
+        return self.rows.shape[0]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.n_samples // self.batch_size
+
+    def _permutation(self, epoch: int) -> Tensor:
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._order = torch.randperm(self.n_samples, generator=generator)
+            self._epoch = epoch
+        return self._order
+
+    def batch(self, step: int) -> Tensor:
+        """Rows of training step ``step``: [batch_size, width]."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        order = self._permutation(epoch)
+        return self.rows[order[position * self.batch_size : (position + 1) * self.batch_size]]
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` rows drawn uniformly without replacement (all rows if fewer): [min(n, n_rows), width]."""
+        idx = torch.randperm(self.n_samples, generator=generator)[:n]
+        return self.rows[idx]

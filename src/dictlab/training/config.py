@@ -1,0 +1,87 @@
+"""Training configuration: the shared loop (:class:`TrainConfig`) and one dictionary's recipe (:class:`RecipeConfig`).
+
+Several dictionaries can train from one pass over the batches, so what every member shares (batch size, length,
+seed, checkpointing) lives in ``TrainConfig`` and what each dictionary chooses for itself (optimiser, penalties,
+dead-latent handling, anchoring) lives in ``RecipeConfig``.
+"""
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrainConfig(BaseModel):
+    """The shared training loop."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    batch_size: int = Field(1024, gt=0, description="Samples per step, shared by every dictionary in the pass.")
+    epochs: float = Field(30.0, gt=0, description="Passes over the training split (ignored when steps is set).")
+    steps: int | None = Field(None, gt=0, description="Total optimiser steps; overrides epochs when set.")
+    seed: int = Field(0, description="Seed of the batch order and of resampling (model init has its own seed).")
+    log_every: int = Field(50, gt=0, description="Append a metrics line to the JSONL log every this many steps.")
+    checkpoint_every: int = Field(
+        500, ge=0, description="Write a resumable checkpoint every this many steps (0: only at the end)."
+    )
+    progress: bool = Field(True, description="Show a progress bar.")
+
+    def total_steps(self, n_samples: int) -> int:
+        """Steps for ``n_samples`` training rows: ``steps`` if set, else ⌈epochs · n_samples / batch_size⌉."""
+        if self.steps is not None:
+            return self.steps
+        return max(1, -(-int(self.epochs * n_samples) // self.batch_size))
+
+
+class RecipeConfig(BaseModel):
+    """How one dictionary is trained."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate after warm-up.")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="Adam (β1, β2).")
+    warmup_frac: float = Field(0.01, ge=0, le=1, description="Linear lr warm-up over this fraction of steps.")
+    decay_frac: float = Field(0.2, ge=0, le=1, description="Linear lr decay to 0 over this final fraction of steps.")
+    sparsity_coefficient: float = Field(
+        0.0, ge=0, description="λ of ReLU's norm-weighted L1 or JumpReLU's L0 (unused by the TopK family)."
+    )
+    sparsity_warmup_frac: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Ramp the sparsity coefficient linearly from 0 over this fraction of steps.",
+    )
+    decoder_norm: Literal["unit", "free"] = Field(
+        "unit",
+        description="unit: decoder rows projected to unit norm after every step (radial gradient removed); "
+        "free: unconstrained rows, the L1 penalty is weighted by their norms instead.",
+    )
+    aux_coefficient: float = Field(
+        0.0,
+        ge=0,
+        description="TopK family: weight of the AuxK loss on dead latents (Gao et al. use 1/32; 0 = off).",
+    )
+    aux_k: int | None = Field(None, gt=0, description="TopK family: latents used by AuxK (default d_in // 2).")
+    dead_window_samples: int = Field(
+        100_000, gt=0, description="A latent is dead when it has not fired within this many training samples."
+    )
+    resample_every: int = Field(
+        0, ge=0, description="Resample dead latents every this many steps (Bricken et al. 2023); 0 = never."
+    )
+    resample_stop_frac: float = Field(
+        0.5, ge=0, le=1, description="No resampling after this fraction of training (let latents settle)."
+    )
+    resample_pool: int = Field(8192, gt=0, description="Training samples scored to pick resampling directions.")
+    resample_encoder_scale: float = Field(
+        0.2, gt=0, description="Resampled encoder columns get this times the mean alive encoder-column norm."
+    )
+    anchor_coefficient: float = Field(
+        0.1,
+        ge=0,
+        description="λ_anchor of feature anchoring (paper: 0.1 on the bench); used only with anchors.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if self.warmup_frac + self.decay_frac > 1:
+            raise ValueError("warmup_frac + decay_frac must not exceed 1")
+        return self

@@ -1,0 +1,120 @@
+"""Dead latents: firing statistics, the AuxK loss of the TopK family, and Bricken-style resampling."""
+
+import torch
+from torch import Tensor
+
+from dictlab.models.dictionary import SparseDictionary
+
+
+class FiringTracker:
+    """Counts, per latent, the training samples seen since it last fired ([d_sae] int64)."""
+
+    def __init__(self, d_sae: int, window: int, device: str | torch.device = "cpu") -> None:
+        self.window = window
+        self.samples_since_fired = torch.zeros(d_sae, dtype=torch.long, device=device)
+
+    def update(self, codes: Tensor) -> None:
+        """Record a batch of codes [batch, d_sae]."""
+        fired = (codes != 0).any(dim=0)
+        self.samples_since_fired += codes.shape[0]
+        self.samples_since_fired[fired] = 0
+
+    def dead_mask(self) -> Tensor:
+        """[d_sae] bool: silent for at least ``window`` samples."""
+        return self.samples_since_fired >= self.window
+
+    def dead_fraction(self) -> float:
+        return self.dead_mask().float().mean().item()
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"samples_since_fired": self.samples_since_fired.clone()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.samples_since_fired.copy_(state["samples_since_fired"])
+
+
+def auxk_loss(model: SparseDictionary, pre: Tensor, residual: Tensor, dead: Tensor, k_aux: int) -> Tensor:
+    """AuxK loss (Gao et al., arXiv 2406.04093): dead latents reconstruct the main model's residual.
+
+    Args:
+        pre: pre-activations [batch, d_sae].
+        residual: x_out − x̂ [batch, d_out]; treated as a constant target.
+        dead: [d_sae] bool mask of dead latents.
+        k_aux: number of dead latents each sample may use.
+
+    Returns ‖e − ê‖² / ‖e‖² over the batch (scale-free), with ê = top-k_aux(pre over dead latents) · W_dec.
+    """
+    n_dead = int(dead.sum())
+    if n_dead == 0:
+        return pre.new_zeros(())
+    dead_idx = dead.nonzero().squeeze(-1)
+    values, positions = pre[:, dead_idx].topk(min(k_aux, n_dead), dim=-1, sorted=False)
+    rows = dead_idx[positions]  # [batch, k]
+    estimate = torch.einsum("bk,bkd->bd", torch.relu(values), model.W_dec[rows])
+    target = residual.detach()
+    return (target - estimate).pow(2).sum() / target.pow(2).sum().clamp_min(1e-12)
+
+
+@torch.no_grad()
+def resample_dead_latents(
+    model: SparseDictionary,
+    optimizer: torch.optim.Optimizer,
+    dead: Tensor,
+    x_in: Tensor,
+    x_out: Tensor,
+    encoder_scale: float,
+    generator: torch.Generator,
+) -> int:
+    """Re-initialise dead latents towards badly reconstructed inputs (Bricken et al., 2023).
+
+    Inputs are drawn with probability ∝ their squared reconstruction loss. A resampled latent gets the chosen
+    sample's normalised residual as decoder row, its normalised centred input times ``encoder_scale`` × (mean
+    alive encoder-column norm) as encoder column, b_enc = 0, and zeroed Adam moments.
+
+    Args:
+        dead: [d_sae] bool mask.
+        x_in, x_out: a pool of training inputs [n, d_in] and targets [n, d_out].
+
+    Returns the number of latents resampled.
+    """
+    dead_idx = dead.nonzero().squeeze(-1)
+    if dead_idx.numel() == 0:
+        return 0
+    was_training = model.training
+    model.eval()
+    residual = x_out - model(x_in)
+    model.train(was_training)
+    weights = residual.pow(2).sum(dim=-1).pow(2)
+    if not torch.isfinite(weights).all() or weights.sum() <= 0:
+        return 0
+    chosen = torch.multinomial(weights.cpu(), dead_idx.numel(), replacement=True, generator=generator)
+    chosen = chosen.to(x_in.device)
+    dec_dirs = residual[chosen]
+    dec_dirs /= dec_dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    enc_dirs = x_in[chosen] - x_in.mean(dim=0)
+    enc_dirs /= enc_dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    alive = ~dead
+    enc_norm = model.W_enc[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
+    model.W_dec[dead_idx] = dec_dirs
+    model.W_enc[:, dead_idx] = (enc_dirs * encoder_scale * enc_norm).T
+    if isinstance(model.b_enc, torch.nn.Parameter):
+        model.b_enc[dead_idx] = 0.0
+    _reset_adam_moments(optimizer, model, dead_idx)
+    return int(dead_idx.numel())
+
+
+def _reset_adam_moments(optimizer: torch.optim.Optimizer, model: SparseDictionary, latents: Tensor) -> None:
+    slices = {
+        id(model.W_enc): (slice(None), latents),
+        id(model.W_dec): (latents,),
+        id(model.b_enc): (latents,),
+    }
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            index = slices.get(id(param))
+            state = optimizer.state.get(param)
+            if index is None or not state:
+                continue
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in state:
+                    state[key][index] = 0.0

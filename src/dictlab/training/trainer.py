@@ -1,0 +1,333 @@
+"""Train one or several dictionaries from a single pass over shared batches.
+
+Each :class:`Member` is a dictionary with its own recipe, optimiser, data view and optional anchors; every step
+draws one batch and updates every member on it. The loop is deterministic under ``TrainConfig.seed`` and
+resumable: a checkpoint (weights, optimiser and scheduler state, firing statistics, RNG state, step) is written
+atomically, and a run killed at any moment resumes from its last checkpoint with the JSONL log cut back to it.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from dictlab.atomic import atomic_path
+from dictlab.models.dictionary import SparseDictionary
+from dictlab.training.anchoring import Anchors, anchor_loss
+from dictlab.training.batches import ShuffledBatches
+from dictlab.training.config import RecipeConfig, TrainConfig
+from dictlab.training.dead_latents import FiringTracker, auxk_loss, resample_dead_latents
+from dictlab.training.schedules import lr_multiplier, warmup_multiplier
+
+View = Callable[[Tensor], tuple[Tensor, Tensor]]
+"""Maps a batch of source rows to (x_in [batch, d_in], x_out [batch, d_out])."""
+
+CHECKPOINT_FILE = "checkpoint.pt"
+LOG_FILE = "train_log.jsonl"
+
+
+def identity_view(rows: Tensor) -> tuple[Tensor, Tensor]:
+    """SAE view of activation rows: input = target."""
+    return rows, rows
+
+
+@dataclass
+class Member:
+    """One dictionary in a training pass."""
+
+    name: str
+    model: SparseDictionary
+    recipe: RecipeConfig = field(default_factory=RecipeConfig)
+    view: View = identity_view
+    anchors: Anchors | None = None
+
+
+@dataclass
+class MemberSummary:
+    """What a finished member reports: steps, time spent on its own updates, throughput, last logged metrics."""
+
+    name: str
+    steps: int
+    train_seconds: float
+    samples_per_s: float
+    last: dict[str, float]
+    resampled: int
+
+
+class _MemberState:
+    """Per-member optimiser, scheduler, firing tracker and timers."""
+
+    def __init__(self, member: Member, total_steps: int, device: torch.device) -> None:
+        self.member = member
+        recipe = member.recipe
+        cfg = member.model.cfg
+        if member.anchors is not None:
+            member.anchors.check_fits(member.model)
+            member.anchors = member.anchors.to(device)
+        if cfg.has_sparsity_penalty and recipe.sparsity_coefficient == 0:
+            raise ValueError(f"member {member.name!r}: activation {cfg.activation!r} needs sparsity_coefficient > 0")
+        self.optimizer = torch.optim.Adam(member.model.parameters(), lr=recipe.lr, betas=recipe.adam_betas)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda step: lr_multiplier(step, total_steps, recipe.warmup_frac, recipe.decay_frac),
+        )
+        self.tracker = FiringTracker(cfg.d_sae, recipe.dead_window_samples, device)
+        self.k_aux = recipe.aux_k or max(1, cfg.d_in // 2)
+        self.train_seconds = 0.0
+        self.resampled = 0
+        self.last: dict[str, float] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.member.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "tracker": self.tracker.state_dict(),
+            "train_seconds": self.train_seconds,
+            "resampled": self.resampled,
+            "last": self.last,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.member.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.tracker.load_state_dict(state["tracker"])
+        self.train_seconds = state["train_seconds"]
+        self.resampled = state["resampled"]
+        self.last = state["last"]
+
+
+class Trainer:
+    """Trains ``members`` on ``batches``; ``workdir`` (optional) receives checkpoints and the JSONL log."""
+
+    def __init__(
+        self,
+        members: list[Member],
+        batches: ShuffledBatches,
+        config: TrainConfig,
+        workdir: str | Path | None = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        if not members:
+            raise ValueError("nothing to train: no members")
+        names = [m.name for m in members]
+        if len(set(names)) != len(names):
+            raise ValueError(f"member names must be unique, got {names}")
+        if batches.batch_size != config.batch_size:
+            raise ValueError(f"batches have size {batches.batch_size}, config says {config.batch_size}")
+        self.device = torch.device(device)
+        self.config = config
+        self.batches = batches
+        self.total_steps = config.total_steps(batches.n_samples)
+        self.workdir = Path(workdir) if workdir is not None else None
+        for member in members:
+            member.model.to(self.device).train()
+        self.states = [_MemberState(m, self.total_steps, self.device) for m in members]
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+        self._initialised = False
+        if self.workdir is not None and (self.workdir / CHECKPOINT_FILE).exists():
+            self._load_checkpoint()
+
+    # ---------------------------------------------------------------- data
+    def _views(self, rows: Tensor) -> list[tuple[Tensor, Tensor]]:
+        rows = rows.to(self.device, non_blocking=True)
+        cache: dict[int, tuple[Tensor, Tensor]] = {}
+        out = []
+        for state in self.states:
+            view = state.member.view
+            if id(view) not in cache:
+                cache[id(view)] = view(rows)
+            out.append(cache[id(view)])
+        return out
+
+    @torch.no_grad()
+    def _initialise_biases(self) -> None:
+        """b_dec ← mean target of the first batch (standard initialisation)."""
+        for state, (_, x_out) in zip(self.states, self._views(self.batches.batch(0)), strict=True):
+            model = state.member.model
+            if isinstance(model.b_dec, torch.nn.Parameter):
+                model.b_dec.copy_(x_out.mean(dim=0))
+        self._initialised = True
+
+    # ---------------------------------------------------------------- one update
+    def _update(self, state: _MemberState, x_in: Tensor, x_out: Tensor) -> dict[str, float]:
+        member, model, recipe = state.member, state.member.model, state.member.recipe
+        out = model.loss(x_in, x_out)
+        total = out.reconstruction
+        terms = {"reconstruction": out.reconstruction.item()}
+        if out.sparsity is not None:
+            coefficient = recipe.sparsity_coefficient * warmup_multiplier(
+                self.step, self.total_steps, recipe.sparsity_warmup_frac
+            )
+            total = total + coefficient * out.sparsity
+            terms["sparsity"] = out.sparsity.item()
+            terms["sparsity_coefficient"] = coefficient
+        if model.cfg.is_topk_family and recipe.aux_coefficient > 0:
+            aux = auxk_loss(model, out.pre, x_out - out.x_hat, state.tracker.dead_mask(), state.k_aux)
+            total = total + recipe.aux_coefficient * aux
+            terms["auxk"] = aux.item()
+        if member.anchors is not None and recipe.anchor_coefficient > 0:
+            anchor = anchor_loss(model, member.anchors)
+            total = total + recipe.anchor_coefficient * anchor
+            terms["anchor"] = anchor.item()
+        if not torch.isfinite(total):
+            raise FloatingPointError(f"member {member.name!r}: loss became {total.item()} at step {self.step}")
+        state.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if recipe.decoder_norm == "unit":
+            model.remove_radial_decoder_grad_()
+        state.optimizer.step()
+        state.scheduler.step()
+        if recipe.decoder_norm == "unit":
+            model.normalize_decoder_()
+        codes = out.codes.detach()
+        state.tracker.update(codes)
+        terms["loss"] = total.item()
+        terms["l0"] = (codes != 0).sum(dim=-1).float().mean().item()
+        return terms
+
+    def _maybe_resample(self, state: _MemberState) -> None:
+        recipe = state.member.recipe
+        due = recipe.resample_every and (self.step + 1) % recipe.resample_every == 0
+        if not due or self.step >= recipe.resample_stop_frac * self.total_steps:
+            return
+        dead = state.tracker.dead_mask()
+        if not dead.any():
+            return
+        pool = self.batches.sample(recipe.resample_pool, self.generator).to(self.device)
+        x_in, x_out = state.member.view(pool)
+        count = resample_dead_latents(
+            state.member.model,
+            state.optimizer,
+            dead,
+            x_in,
+            x_out,
+            recipe.resample_encoder_scale,
+            self.generator,
+        )
+        state.tracker.samples_since_fired[dead] = 0
+        state.resampled += count
+
+    # ---------------------------------------------------------------- loop
+    def fit(self, until_step: int | None = None) -> list[MemberSummary]:
+        """Train to ``total_steps`` (or stop early after ``until_step`` steps, e.g. to simulate a kill)."""
+        stop = self.total_steps if until_step is None else min(until_step, self.total_steps)
+        if not self._initialised:
+            self._initialise_biases()
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc="/".join(s.member.name for s in self.states),
+            disable=not self.config.progress,
+            dynamic_ncols=True,
+            leave=False,
+        )
+        with bar:
+            while self.step < stop:
+                views = self._views(self.batches.batch(self.step))
+                for state, (x_in, x_out) in zip(self.states, views, strict=True):
+                    started = time.perf_counter()
+                    terms = self._update(state, x_in, x_out)
+                    self._maybe_resample(state)
+                    state.train_seconds += time.perf_counter() - started
+                    state.last = terms
+                self.step += 1
+                bar.update(1)
+                if self.step % self.config.log_every == 0 or self.step == self.total_steps:
+                    self._log()
+                    bar.set_postfix_str(self._postfix())
+                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                    self._save_checkpoint()
+        if self.step == self.total_steps:
+            self._save_checkpoint()
+        for state in self.states:
+            state.member.model.eval()
+        return self.summaries()
+
+    def summaries(self) -> list[MemberSummary]:
+        samples = self.step * self.config.batch_size
+        return [
+            MemberSummary(
+                name=s.member.name,
+                steps=self.step,
+                train_seconds=s.train_seconds,
+                samples_per_s=samples / s.train_seconds if s.train_seconds else 0.0,
+                last=dict(s.last),
+                resampled=s.resampled,
+            )
+            for s in self.states
+        ]
+
+    def _postfix(self) -> str:
+        def joined(key: str, fmt: str) -> str:
+            return "/".join(format(s.last.get(key, float("nan")), fmt) for s in self.states)
+
+        dead = "/".join(f"{s.tracker.dead_fraction():.0%}" for s in self.states)
+        return f"loss={joined('loss', '.3g')} L0={joined('l0', '.1f')} dead={dead}"
+
+    # ---------------------------------------------------------------- persistence
+    def _log(self) -> None:
+        if self.workdir is None:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / LOG_FILE, "a", encoding="utf-8") as handle:
+            for state in self.states:
+                record = {
+                    "step": self.step,
+                    "member": state.member.name,
+                    "lr": state.scheduler.get_last_lr()[0],
+                    "dead_fraction": state.tracker.dead_fraction(),
+                    "resampled": state.resampled,
+                    **state.last,
+                }
+                handle.write(json.dumps(record) + "\n")
+
+    def _log_size(self) -> int:
+        path = None if self.workdir is None else self.workdir / LOG_FILE
+        return path.stat().st_size if path is not None and path.exists() else 0
+
+    def _save_checkpoint(self) -> None:
+        if self.workdir is None:
+            return
+        payload = {
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "members": {s.member.name: s.state_dict() for s in self.states},
+            "generator": self.generator.get_state(),
+            "log_size": self._log_size(),
+        }
+        with atomic_path(self.workdir / CHECKPOINT_FILE) as tmp:
+            torch.save(payload, tmp)
+
+    def _load_checkpoint(self) -> None:
+        assert self.workdir is not None
+        path = self.workdir / CHECKPOINT_FILE
+        try:
+            payload = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as err:  # torch raises several types for truncated/corrupt pickles
+            raise ValueError(f"checkpoint {path} is corrupt or unreadable: {err}") from err
+        saved = set(payload["members"])
+        expected = {s.member.name for s in self.states}
+        if saved != expected:
+            raise ValueError(f"checkpoint {path} holds members {sorted(saved)}, this run has {sorted(expected)}")
+        if payload["total_steps"] != self.total_steps:
+            raise ValueError(
+                f"checkpoint {path} was made for {payload['total_steps']} steps, this run has {self.total_steps}"
+            )
+        for state in self.states:
+            state.load_state_dict(payload["members"][state.member.name])
+        self.generator.set_state(payload["generator"])
+        self.step = payload["step"]
+        self._initialised = True
+        log = self.workdir / LOG_FILE
+        if log.exists() and log.stat().st_size > payload["log_size"]:
+            with open(log, "r+b") as handle:
+                handle.truncate(payload["log_size"])
