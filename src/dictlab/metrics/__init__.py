@@ -1,5 +1,6 @@
 """Metrics for sparse dictionaries: ground-truth recovery, one-to-one matching, reconstruction, sparsity."""
 
+from dictlab.metrics.evaluate import Evaluation, evaluate_dictionary, reconstruction_metrics
 from dictlab.metrics.matching import Matching, hungarian_match, mcc, uniqueness
 from dictlab.metrics.reconstruction import ReconstructionStats, dead_fraction, firing_counts, fvu, l0
 from dictlab.metrics.recovery import (
@@ -17,6 +18,7 @@ from dictlab.metrics.recovery import (
 
 __all__ = [
     "BestMatch",
+    "Evaluation",
     "Matching",
     "ReconstructionStats",
     "abs_cosine_matrix",
@@ -24,6 +26,7 @@ __all__ = [
     "best_match_cosines",
     "dead_fraction",
     "default_taus",
+    "evaluate_dictionary",
     "feature_subset",
     "firing_counts",
     "fvu",
@@ -33,6 +36,7 @@ __all__ = [
     "max_inner_product",
     "mcc",
     "normalize_rows",
+    "reconstruction_metrics",
     "recovery_curve",
     "uniqueness",
 ]

@@ -130,6 +130,7 @@ class Trainer:
         for member in members:
             member.model.to(self.device).train()
         self.states = [_MemberState(m, self.total_steps, self.device) for m in members]
+        self._check_widths()
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self._initialised = False
@@ -147,6 +148,15 @@ class Trainer:
                 cache[id(view)] = view(rows)
             out.append(cache[id(view)])
         return out
+
+    def _check_widths(self) -> None:
+        for state, (x_in, x_out) in zip(self.states, self._views(self.batches.batch(0)), strict=True):
+            cfg = state.member.model.cfg
+            if x_in.shape[-1] != cfg.d_in or x_out.shape[-1] != cfg.d_out:
+                raise ValueError(
+                    f"member {state.member.name!r}: the data gives inputs of width {x_in.shape[-1]} and targets of "
+                    f"width {x_out.shape[-1]}, the dictionary expects d_in={cfg.d_in}, d_out={cfg.d_out}"
+                )
 
     @torch.no_grad()
     def _initialise_biases(self) -> None:

@@ -1,0 +1,59 @@
+"""Build click options from a pydantic model, so a config's field descriptions are the CLI help."""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar, get_args
+
+import click
+from pydantic import BaseModel
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _click_type(annotation: Any) -> tuple[Any, bool]:
+    """(click type, is_flag) for a field annotation; tuples become comma-separated strings."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    base = args[0] if args and annotation not in (bool, int, float, str, Path) else annotation
+    if base is bool:
+        return bool, True
+    if base is Path:
+        return click.Path(path_type=Path), False
+    if base in (int, float, str):
+        return base, False
+    return str, False
+
+
+def options_from_model(model: type[BaseModel], overrides: dict[str, dict[str, Any]] | None = None) -> Callable[[F], F]:
+    """Decorator adding one ``--field-name`` option per field of ``model`` (help = the field's description)."""
+    overrides = overrides or {}
+
+    def decorate(func: F) -> F:
+        for name, field in reversed(model.model_fields.items()):
+            click_type, is_flag = _click_type(field.annotation)
+            flag = "--" + name.replace("_", "-")
+            default = field.get_default(call_default_factory=True)
+            kwargs: dict[str, Any] = {"help": field.description, "show_default": True}
+            if is_flag:
+                decls = [f"{flag}/--no-{name.replace('_', '-')}"]
+                kwargs.update(default=default)
+            else:
+                decls = [flag]
+                if isinstance(default, tuple):
+                    default = ",".join(map(str, default))
+                kwargs.update(type=click_type, default=default)
+            kwargs.update(overrides.get(name, {}))
+            func = click.option(*decls, name, **kwargs)(func)
+        return func
+
+    return decorate
+
+
+def model_from_options(model: type[BaseModel], values: dict[str, Any]) -> BaseModel:
+    """Validate CLI values into ``model``; comma-separated strings become tuples for tuple fields."""
+    parsed = {}
+    for name, value in values.items():
+        field = model.model_fields[name]
+        if isinstance(value, str) and "tuple" in str(field.annotation):
+            value = tuple(v.strip() for v in value.split(",") if v.strip())
+        parsed[name] = value
+    return model.model_validate(parsed)

@@ -1,0 +1,16 @@
+"""Experiments built on the core: the Linear Representation Bench (``dictlab bench``)."""
+
+from dictlab.experiments.bench import METHODS, BenchRequest, RunSpec, resolve_preset, run_bench, run_spec
+from dictlab.experiments.presets import PRESETS, BenchPreset, get_preset
+
+__all__ = [
+    "METHODS",
+    "PRESETS",
+    "BenchPreset",
+    "BenchRequest",
+    "RunSpec",
+    "get_preset",
+    "resolve_preset",
+    "run_bench",
+    "run_spec",
+]

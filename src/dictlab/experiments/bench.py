@@ -1,0 +1,294 @@
+"""``dictlab bench``: the seven methods of Tang et al.'s Table 1, each without and with feature anchoring.
+
+All runs share one generated Linear Representation Bench dataset. A method's plain and anchored dictionaries
+start from the same initialisation and train together in one pass over the same batches. Output folder::
+
+    OUT/bench.json                   the preset and request (a resumed run must match it)
+    OUT/data/ground_truth_<view>.safetensors
+    OUT/train/<method>/              shared checkpoint + JSONL log of the pair (resumable)
+    OUT/runs/<method>[-fa]/          cfg.json, weights.safetensors, ground_truth.safetensors, metrics.json
+    OUT/results.json, results.md, figures/*.png, report.html
+
+A method whose two run folders already hold ``metrics.json`` is not retrained, so an interrupted bench resumes.
+"""
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from dictlab.atomic import atomic_write_text
+from dictlab.data import DataView, LRBDataset, generate_lrb
+from dictlab.experiments.notes import bench_notes
+from dictlab.experiments.presets import BenchPreset, get_preset
+from dictlab.metrics import evaluate_dictionary
+from dictlab.models import DictionaryConfig, SparseDictionary, save_dictionary
+from dictlab.report import (
+    console_table,
+    environment_info,
+    plot_best_match_histograms,
+    plot_recovery_curves,
+    results_markdown,
+    write_report_html,
+)
+from dictlab.training import Anchors, Member, RecipeConfig, ShuffledBatches, Trainer
+
+log = logging.getLogger(__name__)
+
+METHODS: dict[str, tuple[str, str]] = {
+    "relu": ("sae", "relu"),
+    "jumprelu": ("sae", "jumprelu"),
+    "topk": ("sae", "topk"),
+    "batchtopk": ("sae", "batchtopk"),
+    "matryoshka": ("sae", "matryoshka"),
+    "transcoder": ("transcoder", "topk"),
+    "crosscoder": ("crosscoder", "topk"),
+}
+"""Method -> (data view / dictionary kind, activation). Transcoder and crosscoder use TopK (paper silent)."""
+
+
+class BenchRequest(BaseModel):
+    """What ``dictlab bench`` was asked to do (its fields are the CLI options)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    preset: str = Field("default", description="Preset: smoke (tests, <1 min), default (≤10 min CPU), paper (GPU).")
+    out: Path = Field(Path("runs/bench"), description="Output folder (created; an existing bench resumes).")
+    device: str = Field("cpu", description="Torch device, e.g. cpu or cuda.")
+    methods: tuple[str, ...] = Field(tuple(METHODS), description="Methods to run (comma-separated).")
+    steps: int | None = Field(None, gt=0, description="Override the preset's number of training steps.")
+    seed: int | None = Field(None, description="Override the preset's data, model and batch-order seeds.")
+    progress: bool = Field(True, description="Show progress bars.")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One bench run: a method, with or without anchors, and its architecture and recipe."""
+
+    method: str
+    anchored: bool
+    dictionary: DictionaryConfig
+    recipe: RecipeConfig
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-fa" if self.anchored else self.method
+
+
+def resolve_preset(request: BenchRequest) -> BenchPreset:
+    """The preset named in ``request`` with its step and seed overrides applied."""
+    preset = get_preset(request.preset)
+    unknown = sorted(set(request.methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    if not request.methods:
+        raise ValueError("no methods selected")
+    update: dict[str, Any] = {}
+    if request.steps is not None:
+        update["train"] = preset.train.model_copy(update={"steps": request.steps})
+    if request.seed is not None:
+        train = update.get("train", preset.train)
+        update["train"] = train.model_copy(update={"seed": request.seed})
+        update["data"] = preset.data.model_copy(update={"seed": request.seed})
+        update["model_seed"] = request.seed
+        update["anchor_seed"] = request.seed
+    return preset.model_copy(update=update)
+
+
+def run_spec(preset: BenchPreset, method: str, anchored: bool, view: DataView) -> RunSpec:
+    """Architecture and recipe of ``method`` under ``preset``."""
+    kind, activation = METHODS[method]
+    dictionary = DictionaryConfig(
+        kind=kind,  # type: ignore[arg-type]
+        d_in=view.d_in,
+        d_out=view.d_out,
+        d_sae=preset.d_sae,
+        n_sources=preset.data.n_sources if kind == "crosscoder" else 1,
+        activation=activation,  # type: ignore[arg-type]
+        k=preset.k if activation in ("topk", "batchtopk", "matryoshka") else None,
+        jumprelu_init_threshold=preset.jumprelu_init_threshold,
+        jumprelu_bandwidth=preset.jumprelu_bandwidth,
+        matryoshka_prefixes=preset.matryoshka_prefixes,
+        apply_b_dec_to_input=kind != "transcoder",
+    )
+    coefficient = {"relu": preset.relu_coefficient, "jumprelu": preset.jumprelu_coefficient}.get(activation, 0.0)
+    recipe = RecipeConfig(
+        lr=preset.lr,
+        sparsity_coefficient=coefficient,
+        aux_coefficient=preset.aux_coefficient,
+        dead_window_samples=preset.data.n_train,
+        anchor_coefficient=preset.anchor_coefficient if anchored else 0.0,
+    )
+    return RunSpec(method, anchored, dictionary, recipe)
+
+
+def choose_anchor_features(n_features: int, n_anchors: int, seed: int) -> torch.Tensor:
+    """The ground-truth features used as anchors: a seeded random subset, sorted. [n_anchors] int64."""
+    if n_anchors > n_features:
+        raise ValueError(f"n_anchors ({n_anchors}) exceeds the number of features ({n_features})")
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n_features, generator=generator)[:n_anchors].sort().values
+
+
+def _anchors_for(view: DataView, feature_ids: torch.Tensor) -> Anchors:
+    return Anchors(view.truth.features_in[feature_ids], view.truth.features_out[feature_ids], feature_ids)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is unreadable or not valid JSON: {err}") from err
+
+
+def _check_resume(out: Path, manifest: dict[str, Any]) -> None:
+    path = out / "bench.json"
+    if path.exists():
+        previous = _read_json(path)
+        if previous.get("preset") != manifest["preset"]:
+            raise ValueError(
+                f"{out} holds a bench with a different preset or overrides; use a fresh --out or delete {path}"
+            )
+    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+
+
+def _train_method(
+    method: str,
+    preset: BenchPreset,
+    dataset: LRBDataset,
+    view: DataView,
+    anchor_ids: torch.Tensor,
+    out: Path,
+    device: torch.device,
+    progress: bool,
+) -> list[dict[str, Any]]:
+    specs = [run_spec(preset, method, anchored, view) for anchored in (False, True)]
+    members = []
+    for spec in specs:
+        generator = torch.Generator().manual_seed(preset.model_seed)
+        model = SparseDictionary(spec.dictionary, generator)
+        anchors = _anchors_for(view, anchor_ids) if spec.anchored and len(anchor_ids) else None
+        members.append(Member(spec.name, model, spec.recipe, view.materialize, anchors))
+    train = preset.train.model_copy(update={"progress": progress})
+    batches = ShuffledBatches(dataset.codes("train"), train.batch_size, train.seed)
+    trainer = Trainer(members, batches, train, workdir=out / "train" / method, device=device)
+    summaries = trainer.fit()
+    records = []
+    test_codes = dataset.codes("test")
+    for spec, member, summary in zip(specs, members, summaries, strict=True):
+        started = time.perf_counter()
+        excluded = anchor_ids if spec.anchored else torch.empty(0, dtype=torch.long)
+        evaluation = evaluate_dictionary(
+            member.model, view.truth.features_in, view.truth.features_out, test_codes, view.materialize, excluded
+        )
+        record: dict[str, Any] = {
+            "method": method,
+            "anchored": spec.anchored,
+            "kind": spec.dictionary.kind,
+            "activation": spec.dictionary.activation,
+            "k": spec.dictionary.k,
+            "sparsity_coefficient": spec.recipe.sparsity_coefficient,
+            "n_anchors": int(len(anchor_ids)) if spec.anchored else 0,
+            **evaluation.as_dict(),
+            "steps": summary.steps,
+            "wall_s": round(summary.train_seconds, 2),
+            "samples_per_s": round(summary.samples_per_s, 1),
+            "eval_s": round(time.perf_counter() - started, 2),
+            "run_dir": f"runs/{spec.name}",
+        }
+        run_dir = out / "runs" / spec.name
+        save_dictionary(
+            member.model,
+            run_dir,
+            metadata={
+                "method": method,
+                "anchored": spec.anchored,
+                "recipe": spec.recipe.model_dump(mode="json"),
+                "train": train.model_dump(mode="json"),
+                "anchor_feature_ids": excluded.tolist(),
+                "data": dataset.meta(),
+            },
+        )
+        view.truth.save(run_dir / "ground_truth.safetensors")
+        atomic_write_text(run_dir / "metrics.json", json.dumps(record, indent=2) + "\n")
+        records.append(record)
+    return records
+
+
+def _finished_records(out: Path, method: str) -> list[dict[str, Any]] | None:
+    paths = [out / "runs" / name / "metrics.json" for name in (method, f"{method}-fa")]
+    if not all(p.exists() for p in paths):
+        return None
+    return [_read_json(p) for p in paths]
+
+
+def run_bench(request: BenchRequest, echo: Callable[[str], None] = log.info) -> list[dict[str, Any]]:
+    """Run (or resume) the bench described by ``request``; returns the result records."""
+    preset = resolve_preset(request)
+    device = torch.device(request.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was requested but torch.cuda.is_available() is False")
+    out = request.out
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(out, {"preset": preset.model_dump(mode="json"), "methods": list(request.methods)})
+
+    started = time.perf_counter()
+    dataset = generate_lrb(preset.data)
+    interference = {name: round(r.max_interference, 4) for name, r in dataset.interference.items()}
+    echo(f"generated LRB data in {time.perf_counter() - started:.1f}s; achieved max interference {interference}")
+    views = {kind: dataset.view(kind).to(device) for kind in {METHODS[m][0] for m in request.methods}}
+    for kind, view in views.items():
+        view.truth.save(out / "data" / f"ground_truth_{kind}.safetensors")
+    anchor_ids = choose_anchor_features(preset.data.n_features, preset.n_anchors, preset.anchor_seed)
+
+    records: list[dict[str, Any]] = []
+    for method in request.methods:
+        finished = _finished_records(out, method)
+        if finished is not None:
+            echo(f"{method}: already finished, reusing {out / 'runs' / method}")
+            records.extend(finished)
+            continue
+        view = views[METHODS[method][0]]
+        records.extend(_train_method(method, preset, dataset, view, anchor_ids, out, device, request.progress))
+        atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
+        last = records[-2:]
+        echo(
+            f"{method}: decoder GT@0.95 {last[0]['gt_recovery_dec']:.1%} / +FA {last[1]['gt_recovery_dec']:.1%}, "
+            f"{last[0]['samples_per_s']:.0f} samples/s"
+        )
+    atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
+    write_bench_report(out, preset, records, request, interference)
+    echo(console_table(records))
+    echo(f"bench finished in {time.perf_counter() - started:.0f}s; results in {out}")
+    return records
+
+
+def write_bench_report(
+    out: Path, preset: BenchPreset, records: list[dict[str, Any]], request: BenchRequest, interference: dict
+) -> None:
+    """results.md, figures and report.html for ``records``."""
+    config = {"preset": preset.model_dump(mode="json"), "achieved_max_interference": interference}
+    notes = bench_notes(records, preset)
+    command = f"dictlab bench --preset {request.preset}"
+    markdown = results_markdown(records, preset=preset.name, config=config, notes=notes, command=command)
+    atomic_write_text(out / "results.md", markdown)
+    figures = [
+        plot_recovery_curves(records, out / "figures" / "recovery_curves.png"),
+        plot_best_match_histograms(records, out / "figures" / "best_match_histograms.png"),
+    ]
+    write_report_html(
+        out,
+        title=f"dictlab bench — preset {preset.name}",
+        records=records,
+        results_md=markdown,
+        figures=figures,
+        config=config,
+        environment=environment_info(request.device, seed=preset.train.seed),
+        notes=notes,
+    )

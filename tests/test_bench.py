@@ -1,0 +1,95 @@
+"""`dictlab bench` end to end (smoke preset, real subprocess), resume, and its bad-input errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dictlab.data import GroundTruth
+from dictlab.experiments import BenchRequest, resolve_preset
+from dictlab.models import load_dictionary
+
+REQUIRED_KEYS = {
+    "method", "anchored", "gt_recovery_enc", "gt_recovery_dec", "mip_enc", "mip_dec", "gt_recovery_enc_90",
+    "gt_recovery_dec_90", "l0", "fvu", "dead_fraction", "mcc", "steps", "wall_s", "samples_per_s",
+}  # fmt: skip
+
+
+def _dictlab(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from dictlab.cli.main import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    out = tmp_path_factory.mktemp("bench")
+    return out, _dictlab("bench", "--preset", "smoke", "--out", str(out), "--no-progress")
+
+
+def test_smoke_bench_writes_every_artifact(smoke_bench) -> None:
+    out, proc = smoke_bench
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads((out / "results.json").read_text())
+    assert len(records) == 14
+    assert {(r["method"], r["anchored"]) for r in records} == {
+        (m, a)
+        for m in ("relu", "jumprelu", "topk", "batchtopk", "matryoshka", "transcoder", "crosscoder")
+        for a in (False, True)
+    }
+    for record in records:
+        assert REQUIRED_KEYS <= record.keys()
+        assert 0 <= record["gt_recovery_dec"] <= 1 and 0 < record["mip_dec"] <= 1
+        assert record["samples_per_s"] > 0 and record["steps"] > 0
+    topk = [r for r in records if r["method"] == "topk"]
+    assert all(abs(r["l0"] - 4) < 1e-6 for r in topk), "TopK with k=4 must have L0 exactly 4"
+    results_md = (out / "results.md").read_text()
+    assert "84.90" in results_md and "encoder" in results_md and "decoder" in results_md
+    for figure in ("recovery_curves.png", "best_match_histograms.png"):
+        assert (out / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = (out / "report.html").read_text()
+    assert "<table" in html and "recovery_curves.png" in html
+    assert "dec GT%" in proc.stdout, "the table is printed"
+
+
+def test_smoke_bench_run_folders_load_with_their_ground_truth(smoke_bench) -> None:
+    out, _ = smoke_bench
+    model = load_dictionary(out / "runs" / "transcoder-fa")
+    assert model.cfg.kind == "transcoder"
+    truth = GroundTruth.load(out / "runs" / "transcoder-fa" / "ground_truth.safetensors")
+    assert truth.features_out.shape[1] == model.cfg.d_out
+    cfg = json.loads((out / "runs" / "transcoder-fa" / "cfg.json").read_text())
+    assert cfg["metadata"]["anchor_feature_ids"], "anchored runs record which features were anchors"
+
+
+def test_finished_bench_resumes_without_retraining(smoke_bench) -> None:
+    out, _ = smoke_bench
+    before = (out / "runs" / "topk" / "weights.safetensors").read_bytes()
+    proc = _dictlab("bench", "--preset", "smoke", "--out", str(out), "--no-progress", "--methods", "topk,relu")
+    assert proc.returncode == 0, proc.stderr
+    assert "already finished" in proc.stdout + proc.stderr
+    assert (out / "runs" / "topk" / "weights.safetensors").read_bytes() == before
+
+
+def test_bench_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
+    proc = _dictlab("bench", "--preset", "smoke", "--out", str(tmp_path / "x"), "--methods", "topk,gelu")
+    assert proc.returncode != 0 and "unknown method(s) ['gelu']" in proc.stderr
+    assert not (tmp_path / "x" / "results.json").exists()
+    proc = _dictlab("bench", "--preset", "huge", "--out", str(tmp_path / "y"))
+    assert proc.returncode != 0 and "huge" in proc.stderr
+    (tmp_path / "z").mkdir()
+    (tmp_path / "z" / "bench.json").write_text("{broken")
+    proc = _dictlab("bench", "--preset", "smoke", "--out", str(tmp_path / "z"), "--methods", "topk")
+    assert proc.returncode != 0 and "bench.json is unreadable" in proc.stderr
+
+
+def test_overrides_apply_to_the_preset() -> None:
+    preset = resolve_preset(BenchRequest(preset="paper", steps=3, seed=5))
+    assert preset.train.steps == 3 and preset.data.seed == 5 and preset.d_sae == 16_000
+    with pytest.raises(ValueError, match="unknown preset"):
+        resolve_preset(BenchRequest(preset="nope"))
