@@ -96,7 +96,9 @@ def test_topk_family_has_no_sparsity_penalty() -> None:
 
 
 def test_matryoshka_loss_sums_nested_prefix_reconstructions() -> None:
-    cfg = DictionaryConfig(d_in=6, d_out=6, d_sae=16, activation="matryoshka", k=3, matryoshka_prefixes=(0.25, 0.5, 1.0))
+    cfg = DictionaryConfig(
+        d_in=6, d_out=6, d_sae=16, activation="matryoshka", k=3, matryoshka_prefixes=(0.25, 0.5, 1.0)
+    )
     model = SparseDictionary(cfg, torch.Generator().manual_seed(0))
     x = torch.randn(9, 6)
     out = model.loss(x, x)

@@ -80,7 +80,9 @@ def _trained_copy(cfg: DictionaryConfig) -> SparseDictionary:
         for a in ("relu", "jumprelu", "topk", "batchtopk", "matryoshka")
     ]
     + [
-        DictionaryConfig(kind="transcoder", d_in=6, d_out=5, d_sae=24, activation="topk", k=3, apply_b_dec_to_input=False),
+        DictionaryConfig(
+            kind="transcoder", d_in=6, d_out=5, d_sae=24, activation="topk", k=3, apply_b_dec_to_input=False
+        ),
         DictionaryConfig(kind="crosscoder", d_in=8, d_out=8, d_sae=24, n_sources=2, activation="relu"),
         DictionaryConfig(d_in=6, d_out=6, d_sae=24, activation="relu", use_bias=False),
     ],
@@ -109,16 +111,16 @@ def test_run_folder_failures_are_named(tmp_path) -> None:
     good = weights.read_bytes()
 
     weights.write_bytes(good[: len(good) // 2])
-    with pytest.raises(RunFolderError, match="weights.safetensors is corrupt"):
+    with pytest.raises(RunFolderError, match=r"weights\.safetensors is corrupt"):
         load_dictionary(folder)
     weights.unlink()
-    with pytest.raises(RunFolderError, match="weights.safetensors is missing"):
+    with pytest.raises(RunFolderError, match=r"weights\.safetensors is missing"):
         load_dictionary(folder)
     weights.write_bytes(good)
 
     cfg_text = (folder / "cfg.json").read_text()
     (folder / "cfg.json").write_text(cfg_text[:20])
-    with pytest.raises(RunFolderError, match="cfg.json is not valid JSON"):
+    with pytest.raises(RunFolderError, match=r"cfg\.json is not valid JSON"):
         load_dictionary(folder)
     wrong = json.loads(cfg_text)
     wrong["dictionary"]["d_sae"] = 9
@@ -126,5 +128,5 @@ def test_run_folder_failures_are_named(tmp_path) -> None:
     with pytest.raises(RunFolderError, match="does not match"):
         load_dictionary(folder)
     (folder / "cfg.json").unlink()
-    with pytest.raises(RunFolderError, match="cfg.json is missing"):
+    with pytest.raises(RunFolderError, match=r"cfg\.json is missing"):
         load_dictionary(folder)

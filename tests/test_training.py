@@ -134,8 +134,12 @@ def test_anchoring_pulls_anchored_rows_to_the_anchors() -> None:
         Trainer([member], ShuffledBatches(_data(), 64, 0), config).fit()
         return anchor_loss(model, anchors).item()
 
-    start = anchor_loss(SparseDictionary(DictionaryConfig(d_in=D, d_out=D, d_sae=D_SAE, activation="topk", k=3),
-                                         torch.Generator().manual_seed(1)), anchors).item()
+    start = anchor_loss(
+        SparseDictionary(
+            DictionaryConfig(d_in=D, d_out=D, d_sae=D_SAE, activation="topk", k=3), torch.Generator().manual_seed(1)
+        ),
+        anchors,
+    ).item()
     anchored, free = distance(True), distance(False)
     assert anchored < 0.01 * start, (anchored, start)
     assert anchored < 0.01 * free, (anchored, free)
@@ -211,7 +215,7 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs sparsity_coefficient > 0"):
         Trainer([Member("r", relu)], ShuffledBatches(_data(), 64, 0), TrainConfig(batch_size=64, steps=2))
     wrong = SparseDictionary(DictionaryConfig(d_in=D + 1, d_out=D + 1, d_sae=8, activation="topk", k=2))
-    with pytest.raises(ValueError, match="inputs of width 12 .* expects d_in=13"):
+    with pytest.raises(ValueError, match=r"inputs of width 12 .* expects d_in=13"):
         Trainer([Member("w", wrong)], ShuffledBatches(_data(), 64, 0), TrainConfig(batch_size=64, steps=2))
     (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="corrupt or unreadable"):

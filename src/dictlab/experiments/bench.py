@@ -194,7 +194,7 @@ def _train_method(
             "activation": spec.dictionary.activation,
             "k": spec.dictionary.k,
             "sparsity_coefficient": spec.recipe.sparsity_coefficient,
-            "n_anchors": int(len(anchor_ids)) if spec.anchored else 0,
+            "n_anchors": len(anchor_ids) if spec.anchored else 0,
             **evaluation.as_dict(),
             "steps": summary.steps,
             "wall_s": round(summary.train_seconds, 2),
