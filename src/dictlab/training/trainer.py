@@ -254,10 +254,9 @@ class Trainer:
                 if self.step % self.config.log_every == 0 or self.step == self.total_steps:
                     self._log()
                     bar.set_postfix_str(self._postfix())
-                if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                periodic = self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0
+                if periodic or self.step == self.total_steps:
                     self._save_checkpoint()
-        if self.step == self.total_steps:
-            self._save_checkpoint()
         for state in self.states:
             state.member.model.eval()
         return self.summaries()
