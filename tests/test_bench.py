@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from dictlab.data import GroundTruth
-from dictlab.experiments import BenchRequest, resolve_preset
+from dictlab.data import GroundTruth, generate_lrb
+from dictlab.experiments import BenchRequest, resolve_preset, run_spec
+from dictlab.experiments.bench import sweep_coefficients
 from dictlab.models import load_dictionary
 
 REQUIRED_KEYS = {
     "method", "anchored", "gt_recovery_enc", "gt_recovery_dec", "mip_enc", "mip_dec", "gt_recovery_enc_90",
-    "gt_recovery_dec_90", "l0", "fvu", "dead_fraction", "mcc", "steps", "wall_s", "samples_per_s",
+    "gt_recovery_dec_90", "l0", "fvu", "dead_fraction", "mcc", "steps", "wall_s", "samples_per_s", "mip_chance",
 }  # fmt: skip
 
 
@@ -57,6 +58,23 @@ def test_smoke_bench_writes_every_artifact(smoke_bench) -> None:
     assert "dec GT%" in proc.stdout, "the table is printed"
 
 
+def test_smoke_bench_sweeps_the_sparsity_coefficients(smoke_bench) -> None:
+    out, _ = smoke_bench
+    sweep = json.loads((out / "sweep.json").read_text())
+    assert [(r["method"], r["sparsity_coefficient"], r["anchored"]) for r in sweep] == [
+        ("relu", 0.3, False),
+        ("jumprelu", 0.03, False),
+    ]
+    assert all(r.keys() >= REQUIRED_KEYS for r in sweep)
+    assert load_dictionary(out / "runs" / "relu@0.3").cfg.activation == "relu"
+    results_md = (out / "results.md").read_text()
+    section = results_md.split("## Sparsity-coefficient sweep")[1].split("## Notes")[0]
+    assert "| relu | 0.3 |" in section and "| relu | 1\\* |" in section, "sweep rows plus the Table-1 run"
+    assert "Sparsity-coefficient sweep" in (out / "report.html").read_text()
+    notes = results_md.split("## Notes")[1]
+    assert "over the sweep" in notes and "random directions" in notes
+
+
 def test_smoke_bench_run_folders_load_with_their_ground_truth(smoke_bench) -> None:
     out, _ = smoke_bench
     model = load_dictionary(out / "runs" / "transcoder-fa")
@@ -73,6 +91,7 @@ def test_finished_bench_resumes_without_retraining(smoke_bench) -> None:
     proc = _dictlab("bench", "--preset", "smoke", "--out", str(out), "--no-progress", "--methods", "topk,relu")
     assert proc.returncode == 0, proc.stderr
     assert "already finished" in proc.stdout + proc.stderr
+    assert "relu-sweep: already finished" in proc.stdout + proc.stderr
     assert (out / "runs" / "topk" / "weights.safetensors").read_bytes() == before
 
 
@@ -93,3 +112,12 @@ def test_overrides_apply_to_the_preset() -> None:
     assert preset.train.steps == 3 and preset.data.seed == 5 and preset.d_sae == 16_000
     with pytest.raises(ValueError, match="unknown preset"):
         resolve_preset(BenchRequest(preset="nope"))
+
+
+def test_only_penalised_methods_have_a_coefficient_to_sweep() -> None:
+    preset = resolve_preset(BenchRequest(preset="smoke"))
+    view = generate_lrb(preset.data.model_copy(update={"n_train": 8, "n_val": 0, "n_test": 8})).view("sae")
+    assert run_spec(preset, "relu", False, view, coefficient=0.3).name == "relu@0.3"
+    assert sweep_coefficients(preset, "relu") == (0.3,) and sweep_coefficients(preset, "topk") == ()
+    with pytest.raises(ValueError, match="no sparsity coefficient"):
+        run_spec(preset, "topk", False, view, coefficient=0.3)

@@ -20,6 +20,8 @@ from dictlab.metrics import (
     l0,
     max_inner_product,
     mcc,
+    random_dictionary_mip,
+    random_directions,
     recovery_curve,
     uniqueness,
 )
@@ -39,6 +41,36 @@ def angled_rows(cosine: float, n_features: int) -> tuple[torch.Tensor, torch.Ten
 
 
 # ---- recovery
+
+
+def expected_max_abs_cosine(d: int, n_latents: int) -> float:
+    """E[max_j |cos(u, v_j)|] for n_latents uniform directions v_j in R^d, by quadrature of the exact law.
+
+    |cos| has density ∝ (1 − t²)^((d−3)/2) on [0, 1]; the maximum of n iid draws has CDF F(t)^n and mean
+    ∫ (1 − F(t)^n) dt.
+    """
+    t = torch.linspace(0, 1, 200_001, dtype=torch.float64)
+    density = (1 - t**2).clamp(min=0) ** ((d - 3) / 2)
+    cdf = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumulative_trapezoid(density, t)])
+    cdf = cdf / cdf[-1]
+    return torch.trapezoid(1 - cdf**n_latents, t).item()
+
+
+@pytest.mark.parametrize(("d", "n_latents"), [(16, 64), (96, 1024), (768, 4000)])
+def test_random_dictionary_mip_matches_the_exact_chance_level(d: int, n_latents: int) -> None:
+    truth = random_directions(400, d, seed=7)
+    measured = random_dictionary_mip(truth, n_latents)
+    assert measured == random_dictionary_mip(truth, n_latents), "deterministic under its seed"
+    assert abs(measured - expected_max_abs_cosine(d, n_latents)) < 0.01
+
+
+def test_random_dictionary_mip_edge_cases() -> None:
+    assert random_dictionary_mip(random_directions(5, 1), 3) == pytest.approx(1.0), "in 1-D every direction is ±e1"
+    assert random_directions(10, 4).norm(dim=1).allclose(torch.ones(10))
+    with pytest.raises(ValueError, match="2-D"):
+        random_dictionary_mip(torch.ones(4), 8)
+    with pytest.raises(ValueError, match="n_latents"):
+        random_dictionary_mip(torch.eye(3), 0)
 
 
 def test_signed_scaled_permutation_recovers_everything() -> None:

@@ -18,6 +18,7 @@ from dictlab.report import (
     plot_best_match_histograms,
     plot_recovery_curves,
     results_markdown,
+    sweep_table,
     write_report_html,
 )
 
@@ -280,3 +281,21 @@ def test_environment_info() -> None:
     assert env["device"] == "cpu" and env["torch_threads"] == torch.get_num_threads()
     with pytest.raises(ValueError, match="device"):
         environment_info("")
+
+
+def test_sweep_table_orders_by_coefficient_and_marks_the_table1_run() -> None:
+    main = [{**make_record(0, "relu", False), "sparsity_coefficient": 1.0}, make_record(2, "topk", False)]
+    sweep = [
+        {**make_record(0, "relu", False), "sparsity_coefficient": c, "l0": 30.0 / c, "mip_chance": 0.345}
+        for c in (3.0, 0.1)
+    ]
+    table = sweep_table(sweep, main)
+    assert [row[:3] for row in table.rows] == [
+        ("relu", "0.1", "300.00"),
+        ("relu", "1*", "8.00"),
+        ("relu", "3", "10.00"),
+    ]
+    assert table.rows[0][-1] == "0.345" and table.rows[1][-1] == "–", "chance MIP shown where recorded"
+    md = results_markdown(main, preset="p", config={}, notes=[], sweep_records=sweep)
+    assert "## Sparsity-coefficient sweep" in md and "| relu | 1\\* |" in md
+    assert "Sparsity-coefficient sweep" not in results_markdown(main, preset="p", config={}, notes=[])

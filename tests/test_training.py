@@ -149,7 +149,15 @@ def test_anchor_loss_is_the_papers_squared_frobenius_penalty() -> None:
     model = SparseDictionary(DictionaryConfig(d_in=3, d_out=3, d_sae=5, activation="relu"))
     a_in, a_out = torch.eye(3)[:2], torch.eye(3)[1:]
     by_hand = ((model.W_enc.T[:2] - a_in) ** 2).sum() + ((model.W_dec[:2] - a_out) ** 2).sum()
-    assert torch.allclose(anchor_loss(model, Anchors(a_in, a_out, torch.tensor([0, 1]))), by_hand)
+    anchors = Anchors(a_in, a_out, torch.tensor([0, 1]))
+    assert torch.allclose(anchor_loss(model, anchors), by_hand)
+    encoder_only = ((model.W_enc.T[:2] - a_in) ** 2).sum()
+    assert torch.allclose(anchor_loss(model, anchors, "encoder"), encoder_only)
+    assert torch.allclose(anchor_loss(model, anchors, "decoder"), by_hand - encoder_only)
+    anchor_loss(model, anchors, "decoder").backward()
+    assert model.W_enc.grad is None and model.W_dec.grad[:2].abs().sum() > 0 and model.W_dec.grad[2:].eq(0).all()
+    with pytest.raises(ValueError, match="unknown anchor terms"):
+        anchor_loss(model, anchors, "both_and_more")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="anchor widths"):
         Anchors(torch.eye(4)[:2], torch.eye(4)[:2], torch.tensor([0, 1])).check_fits(model)
 

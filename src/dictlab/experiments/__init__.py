@@ -1,6 +1,6 @@
 """Experiments built on the core: the Linear Representation Bench (``dictlab bench``)."""
 
-from dictlab.experiments.bench import METHODS, BenchRequest, RunSpec, resolve_preset, run_bench, run_spec
+from dictlab.experiments.bench import METHODS, BenchRequest, BenchResult, RunSpec, resolve_preset, run_bench, run_spec
 from dictlab.experiments.presets import PRESETS, BenchPreset, get_preset
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "PRESETS",
     "BenchPreset",
     "BenchRequest",
+    "BenchResult",
     "RunSpec",
     "get_preset",
     "resolve_preset",

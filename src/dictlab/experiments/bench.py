@@ -7,9 +7,10 @@ start from the same initialisation and train together in one pass over the same 
     OUT/data/ground_truth_<view>.safetensors
     OUT/train/<method>/              shared checkpoint + JSONL log of the pair (resumable)
     OUT/runs/<method>[-fa]/          cfg.json, weights.safetensors, ground_truth.safetensors, metrics.json
-    OUT/results.json, results.md, figures/*.png, report.html
+    OUT/train/<method>-sweep/, OUT/runs/<method>@<coefficient>/   the ReLU / JumpReLU sparsity sweep
+    OUT/results.json (Table-1 runs), sweep.json (sweep runs), results.md, figures/*.png, report.html
 
-A method whose two run folders already hold ``metrics.json`` is not retrained, so an interrupted bench resumes.
+A group of runs whose folders all hold ``metrics.json`` is not retrained, so an interrupted bench resumes.
 """
 
 import json
@@ -64,21 +65,26 @@ class BenchRequest(BaseModel):
     methods: tuple[str, ...] = Field(tuple(METHODS), description="Methods to run (comma-separated).")
     steps: int | None = Field(None, gt=0, description="Override the preset's number of training steps.")
     seed: int | None = Field(None, description="Override the preset's data, model and batch-order seeds.")
+    sweep: bool = Field(True, description="Also run the preset's ReLU/JumpReLU sparsity-coefficient sweep.")
     progress: bool = Field(True, description="Show progress bars.")
+
+
+SWEEP_ACTIVATIONS = ("relu", "jumprelu")
+"""Methods with a sparsity coefficient, swept because the paper does not state theirs."""
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One bench run: a method, with or without anchors, and its architecture and recipe."""
+    """One bench run: a method, with or without anchors, and its architecture and recipe.
 
+    ``name`` is its folder under ``runs/``: ``topk``, ``topk-fa``, or ``relu@0.3`` for a sweep run.
+    """
+
+    name: str
     method: str
     anchored: bool
     dictionary: DictionaryConfig
     recipe: RecipeConfig
-
-    @property
-    def name(self) -> str:
-        return f"{self.method}-fa" if self.anchored else self.method
 
 
 def resolve_preset(request: BenchRequest) -> BenchPreset:
@@ -101,8 +107,11 @@ def resolve_preset(request: BenchRequest) -> BenchPreset:
     return preset.model_copy(update=update)
 
 
-def run_spec(preset: BenchPreset, method: str, anchored: bool, view: DataView) -> RunSpec:
-    """Architecture and recipe of ``method`` under ``preset``."""
+def run_spec(
+    preset: BenchPreset, method: str, anchored: bool, view: DataView, coefficient: float | None = None
+) -> RunSpec:
+    """Architecture and recipe of ``method`` under ``preset``; ``coefficient`` overrides its sparsity coefficient
+    (a sweep run, named ``method@coefficient``)."""
     kind, activation = METHODS[method]
     dictionary = DictionaryConfig(
         kind=kind,  # type: ignore[arg-type]
@@ -117,15 +126,31 @@ def run_spec(preset: BenchPreset, method: str, anchored: bool, view: DataView) -
         matryoshka_prefixes=preset.matryoshka_prefixes,
         apply_b_dec_to_input=kind != "transcoder",
     )
-    coefficient = {"relu": preset.relu_coefficient, "jumprelu": preset.jumprelu_coefficient}.get(activation, 0.0)
+    if coefficient is None:
+        name = f"{method}-fa" if anchored else method
+        coefficient = {"relu": preset.relu_coefficient, "jumprelu": preset.jumprelu_coefficient}.get(activation, 0.0)
+    elif activation not in SWEEP_ACTIVATIONS:
+        raise ValueError(f"method {method!r} has no sparsity coefficient to sweep")
+    else:
+        name = f"{method}@{coefficient:g}" + ("-fa" if anchored else "")
     recipe = RecipeConfig(
         lr=preset.lr,
         sparsity_coefficient=coefficient,
         aux_coefficient=preset.aux_coefficient,
         dead_window_samples=preset.data.n_train,
         anchor_coefficient=preset.anchor_coefficient if anchored else 0.0,
+        anchor_terms=preset.anchor_terms,
     )
-    return RunSpec(method, anchored, dictionary, recipe)
+    return RunSpec(name, method, anchored, dictionary, recipe)
+
+
+def sweep_coefficients(preset: BenchPreset, method: str) -> tuple[float, ...]:
+    """The preset's sweep coefficients of ``method`` other than its Table-1 coefficient (() for other methods)."""
+    main, sweep = {
+        "relu": (preset.relu_coefficient, preset.relu_sweep),
+        "jumprelu": (preset.jumprelu_coefficient, preset.jumprelu_sweep),
+    }.get(method, (0.0, ()))
+    return tuple(sorted(set(sweep) - {main}))
 
 
 def choose_anchor_features(n_features: int, n_anchors: int, seed: int) -> torch.Tensor:
@@ -158,8 +183,9 @@ def _check_resume(out: Path, manifest: dict[str, Any]) -> None:
     atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
 
 
-def _train_method(
-    method: str,
+def _train_runs(
+    group: str,
+    specs: list[RunSpec],
     preset: BenchPreset,
     dataset: LRBDataset,
     view: DataView,
@@ -168,7 +194,7 @@ def _train_method(
     device: torch.device,
     progress: bool,
 ) -> list[dict[str, Any]]:
-    specs = [run_spec(preset, method, anchored, view) for anchored in (False, True)]
+    """Train ``specs`` together in one pass (shared checkpoint ``OUT/train/<group>``), evaluate, save each run."""
     members = []
     for spec in specs:
         generator = torch.Generator().manual_seed(preset.model_seed)
@@ -177,7 +203,7 @@ def _train_method(
         members.append(Member(spec.name, model, spec.recipe, view.materialize, anchors))
     train = preset.train.model_copy(update={"progress": progress})
     batches = ShuffledBatches(dataset.codes("train"), train.batch_size, train.seed)
-    trainer = Trainer(members, batches, train, workdir=out / "train" / method, device=device)
+    trainer = Trainer(members, batches, train, workdir=out / "train" / group, device=device)
     summaries = trainer.fit()
     records = []
     test_codes = dataset.codes("test")
@@ -188,7 +214,7 @@ def _train_method(
             member.model, view.truth.features_in, view.truth.features_out, test_codes, view.materialize, excluded
         )
         record: dict[str, Any] = {
-            "method": method,
+            "method": spec.method,
             "anchored": spec.anchored,
             "kind": spec.dictionary.kind,
             "activation": spec.dictionary.activation,
@@ -207,7 +233,7 @@ def _train_method(
             member.model,
             run_dir,
             metadata={
-                "method": method,
+                "method": spec.method,
                 "anchored": spec.anchored,
                 "recipe": spec.recipe.model_dump(mode="json"),
                 "train": train.model_dump(mode="json"),
@@ -221,22 +247,31 @@ def _train_method(
     return records
 
 
-def _finished_records(out: Path, method: str) -> list[dict[str, Any]] | None:
-    paths = [out / "runs" / name / "metrics.json" for name in (method, f"{method}-fa")]
+def _finished_records(out: Path, names: list[str]) -> list[dict[str, Any]] | None:
+    paths = [out / "runs" / name / "metrics.json" for name in names]
     if not all(p.exists() for p in paths):
         return None
     return [_read_json(p) for p in paths]
 
 
-def run_bench(request: BenchRequest, echo: Callable[[str], None] = log.info) -> list[dict[str, Any]]:
-    """Run (or resume) the bench described by ``request``; returns the result records."""
+@dataclass(frozen=True)
+class BenchResult:
+    """Records of a finished bench: the Table-1 runs (``results.json``) and the sparsity sweep (``sweep.json``)."""
+
+    records: list[dict[str, Any]]
+    sweep: list[dict[str, Any]]
+
+
+def run_bench(request: BenchRequest, echo: Callable[[str], None] = log.info) -> BenchResult:
+    """Run (or resume) the bench described by ``request``."""
     preset = resolve_preset(request)
     device = torch.device(request.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was requested but torch.cuda.is_available() is False")
     out = request.out
     out.mkdir(parents=True, exist_ok=True)
-    _check_resume(out, {"preset": preset.model_dump(mode="json"), "methods": list(request.methods)})
+    manifest = {"preset": preset.model_dump(mode="json"), "methods": list(request.methods), "sweep": request.sweep}
+    _check_resume(out, manifest)
 
     started = time.perf_counter()
     dataset = generate_lrb(preset.data)
@@ -247,36 +282,56 @@ def run_bench(request: BenchRequest, echo: Callable[[str], None] = log.info) -> 
         view.truth.save(out / "data" / f"ground_truth_{kind}.safetensors")
     anchor_ids = choose_anchor_features(preset.data.n_features, preset.n_anchors, preset.anchor_seed)
 
+    def train_group(group: str, specs: list[RunSpec]) -> list[dict[str, Any]]:
+        finished = _finished_records(out, [spec.name for spec in specs])
+        if finished is not None:
+            echo(f"{group}: already finished, reusing {out / 'runs'}")
+            return finished
+        view = views[METHODS[specs[0].method][0]]
+        return _train_runs(group, specs, preset, dataset, view, anchor_ids, out, device, request.progress)
+
     records: list[dict[str, Any]] = []
     for method in request.methods:
-        finished = _finished_records(out, method)
-        if finished is not None:
-            echo(f"{method}: already finished, reusing {out / 'runs' / method}")
-            records.extend(finished)
-            continue
         view = views[METHODS[method][0]]
-        records.extend(_train_method(method, preset, dataset, view, anchor_ids, out, device, request.progress))
+        pair = train_group(method, [run_spec(preset, method, anchored, view) for anchored in (False, True)])
+        records.extend(pair)
         atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
-        last = records[-2:]
         echo(
-            f"{method}: decoder GT@0.95 {last[0]['gt_recovery_dec']:.1%} / +FA {last[1]['gt_recovery_dec']:.1%}, "
-            f"{last[0]['samples_per_s']:.0f} samples/s"
+            f"{method}: decoder GT@0.95 {pair[0]['gt_recovery_dec']:.1%} / +FA {pair[1]['gt_recovery_dec']:.1%}, "
+            f"{pair[0]['samples_per_s']:.0f} samples/s"
         )
-    atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
-    write_bench_report(out, preset, records, request, interference)
+    sweep: list[dict[str, Any]] = []
+    for method in request.methods if request.sweep else ():
+        coefficients = sweep_coefficients(preset, method)
+        if coefficients:
+            view = views[METHODS[method][0]]
+            specs = [run_spec(preset, method, False, view, coefficient=c) for c in coefficients]
+            sweep.extend(runs := train_group(f"{method}-sweep", specs))
+            atomic_write_text(out / "sweep.json", json.dumps(sweep, indent=2) + "\n")
+            echo(
+                f"{method} sweep: "
+                + ", ".join(
+                    f"{r['sparsity_coefficient']:g} → L0 {r['l0']:.1f}, decoder GT {r['gt_recovery_dec']:.1%}"
+                    for r in runs
+                )
+            )
+    write_bench_report(out, preset, BenchResult(records, sweep), request, interference)
     echo(console_table(records))
     echo(f"bench finished in {time.perf_counter() - started:.0f}s; results in {out}")
-    return records
+    return BenchResult(records, sweep)
 
 
 def write_bench_report(
-    out: Path, preset: BenchPreset, records: list[dict[str, Any]], request: BenchRequest, interference: dict
+    out: Path, preset: BenchPreset, result: BenchResult, request: BenchRequest, interference: dict
 ) -> None:
-    """results.md, figures and report.html for ``records``."""
+    """results.md, figures and report.html for ``result``."""
+    records = result.records
     config = {"preset": preset.model_dump(mode="json"), "achieved_max_interference": interference}
-    notes = bench_notes(records, preset)
+    notes = bench_notes(records, preset, result.sweep)
     command = f"dictlab bench --preset {request.preset}"
-    markdown = results_markdown(records, preset=preset.name, config=config, notes=notes, command=command)
+    markdown = results_markdown(
+        records, preset=preset.name, config=config, notes=notes, command=command, sweep_records=result.sweep
+    )
     atomic_write_text(out / "results.md", markdown)
     figures = [
         plot_recovery_curves(records, out / "figures" / "recovery_curves.png"),
@@ -291,4 +346,5 @@ def write_bench_report(
         config=config,
         environment=environment_info(request.device, seed=preset.train.seed),
         notes=notes,
+        sweep_records=result.sweep,
     )

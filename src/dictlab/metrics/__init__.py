@@ -1,5 +1,6 @@
 """Metrics for sparse dictionaries: ground-truth recovery, one-to-one matching, reconstruction, sparsity."""
 
+from dictlab.metrics.chance import random_dictionary_mip, random_directions
 from dictlab.metrics.evaluate import Evaluation, evaluate_dictionary, reconstruction_metrics
 from dictlab.metrics.matching import Matching, hungarian_match, mcc, uniqueness
 from dictlab.metrics.reconstruction import ReconstructionStats, dead_fraction, firing_counts, fvu, l0
@@ -36,6 +37,8 @@ __all__ = [
     "max_inner_product",
     "mcc",
     "normalize_rows",
+    "random_dictionary_mip",
+    "random_directions",
     "reconstruction_metrics",
     "recovery_curve",
     "uniqueness",

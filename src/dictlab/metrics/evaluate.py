@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from dictlab.metrics.chance import random_dictionary_mip
 from dictlab.metrics.matching import mcc, uniqueness
 from dictlab.metrics.reconstruction import ReconstructionStats
 from dictlab.metrics.recovery import (
@@ -28,7 +29,8 @@ class Evaluation:
 
     Recovery metrics cover the non-anchored features only (as in the paper); ``anchored_mip_*`` covers the anchored
     ones. ``*_enc`` compares encoder columns ``W_enc[:, i]`` with the input-side truth (the paper's stated choice),
-    ``*_dec`` compares decoder rows ``W_dec[i]`` with the output-side truth.
+    ``*_dec`` compares decoder rows ``W_dec[i]`` with the output-side truth. ``mip_chance`` is the MIP that d_sae
+    uniformly random directions score against the same non-anchored input-side truth: the floor a MIP is read against.
     """
 
     gt_recovery_enc: float
@@ -39,6 +41,7 @@ class Evaluation:
     gt_recovery_dec_90: float
     anchored_mip_enc: float | None
     anchored_mip_dec: float | None
+    mip_chance: float
     mcc: float
     uniqueness: float
     l0: float
@@ -110,6 +113,7 @@ def evaluate_dictionary(
         gt_recovery_dec_90=gt_recovery(best_dec, SECONDARY_TAU),
         anchored_mip_enc=max_inner_product(best_enc_all[anchored]) if anchored.any() else None,
         anchored_mip_dec=max_inner_product(best_dec_all[anchored]) if anchored.any() else None,
+        mip_chance=random_dictionary_mip(truth_in.cpu()[keep], model.cfg.d_sae),
         mcc=mcc(model.W_dec.detach().cpu(), truth_out.cpu()[keep]),
         uniqueness=uniqueness(model.W_dec.detach().cpu(), truth_out.cpu()[keep]),
         l0=recon["l0"],

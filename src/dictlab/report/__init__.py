@@ -18,6 +18,7 @@ from dictlab.report.tables import (
     missing_runs,
     results_markdown,
     runs_table,
+    sweep_table,
     table1,
     validate_records,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "plot_recovery_curves",
     "results_markdown",
     "runs_table",
+    "sweep_table",
     "table1",
     "validate_records",
     "write_report_html",

@@ -15,12 +15,15 @@ from dictlab.report.paper_tables import PAPER_TABLE1_ZERO_FOOTNOTE
 from dictlab.report.tables import (
     RUNS_TABLE_INTRO,
     RUNS_TABLE_TITLE,
+    SWEEP_INTRO,
+    SWEEP_TITLE,
     TABLE1_INTRO,
     TABLE1_TITLE,
     Table,
     config_json,
     runs_summary,
     runs_table,
+    sweep_table,
     table1,
     validate_records,
 )
@@ -137,6 +140,7 @@ def write_report_html(
     config: Mapping[str, Any],
     environment: Mapping[str, Any],
     notes: Sequence[str] | None = None,
+    sweep_records: Sequence[Mapping[str, Any]] = (),
 ) -> Path:
     """Write `out_dir`/report.html and return its path.
 
@@ -175,6 +179,12 @@ def write_report_html(
         f'<p class="note">{esc(RUNS_TABLE_INTRO)}</p>',
         html_table(runs_table(records)),
     ]
+    if sweep_records:
+        parts += [
+            f"<h2>{esc(SWEEP_TITLE)}</h2>",
+            f'<p class="note">{esc(SWEEP_INTRO)}</p>',
+            html_table(sweep_table(sweep_records, records)),
+        ]
     if figure_srcs:
         parts.append("<h2>Figures</h2>")
         for caption, src in figure_srcs:

@@ -103,7 +103,13 @@ TABLE1_INTRO = (
 RUNS_TABLE_TITLE = "Extra metrics per run"
 RUNS_TABLE_INTRO = (
     "GT@0.90 on non-anchored features; anchored-subset MIP is over the anchored features alone (– when not "
-    "anchored); dead = fraction of latents that never fire on the test split."
+    "anchored); random-dictionary MIP = the MIP of n_q uniformly random directions (the chance level a MIP is read "
+    "against); dead = fraction of latents that never fire on the test split."
+)
+SWEEP_TITLE = "Sparsity-coefficient sweep (ReLU L1, JumpReLU L0; no anchoring)"
+SWEEP_INTRO = (
+    "The paper states no sparsity coefficient for its ReLU and JumpReLU SAEs, so the bench also trains each at the "
+    "preset's sweep of coefficients (same data, initialisation and batches). The row marked * is the Table-1 run."
 )
 
 
@@ -206,6 +212,7 @@ def runs_table(records: Sequence[Mapping[str, Any]]) -> Table:
         "encoder GT@0.90 (%)",
         "decoder GT@0.90 (%)",
         "anchored-subset decoder MIP",
+        "random-dictionary MIP",
         "MCC (decoder)",
         "uniqueness",
         "L0",
@@ -226,6 +233,7 @@ def runs_table(records: Sequence[Mapping[str, Any]]) -> Table:
                 percent(record, "gt_recovery_enc_90"),
                 percent(record, "gt_recovery_dec_90"),
                 fraction(record, "anchored_mip_dec"),
+                fraction(record, "mip_chance"),
                 fraction(record, "mcc"),
                 fraction(record, "uniqueness"),
                 fraction(record, "l0", 2),
@@ -237,6 +245,42 @@ def runs_table(records: Sequence[Mapping[str, Any]]) -> Table:
                 str(run_dir) if run_dir else MISSING,
             )
         )
+    return Table(columns, tuple(rows))
+
+
+def sweep_table(records: Sequence[Mapping[str, Any]], table1_records: Sequence[Mapping[str, Any]] = ()) -> Table:
+    """One row per (method, sparsity coefficient): the sweep runs plus the plain Table-1 runs of the same methods."""
+    methods = {r["method"] for r in records}
+    main = [r for r in table1_records if r["method"] in methods and not r["anchored"]]
+    rows = []
+    for record in sorted([*records, *main], key=lambda r: (method_sort_key(r["method"]), r["sparsity_coefficient"])):
+        star = "*" if record in main else ""
+        rows.append(
+            (
+                record["method"],
+                f"{record['sparsity_coefficient']:g}{star}",
+                fraction(record, "l0", 2),
+                fraction(record, "fvu", 4),
+                percent(record, "dead_fraction"),
+                percent(record, "gt_recovery_dec"),
+                percent(record, "gt_recovery_dec_90"),
+                fraction(record, "mip_dec"),
+                fraction(record, "mip_enc"),
+                fraction(record, "mip_chance"),
+            )
+        )
+    columns = (
+        "method",
+        "coefficient",
+        "L0",
+        "FVU",
+        "dead (%)",
+        "decoder GT@0.95 (%)",
+        "decoder GT@0.90 (%)",
+        "decoder MIP",
+        "encoder MIP",
+        "random-dictionary MIP",
+    )
     return Table(columns, tuple(rows))
 
 
@@ -268,8 +312,10 @@ def results_markdown(
     config: Mapping[str, Any],
     notes: Sequence[str],
     command: str | None = None,
+    sweep_records: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """results.md: title, preset/command line, Table-1 comparison, per-run metrics, notes, config as JSON."""
+    """results.md: title, preset/command line, Table-1 comparison, per-run metrics, the sparsity sweep (when
+    ``sweep_records`` are given), notes, config as JSON."""
     records = validate_records(records)
     if isinstance(notes, str):
         raise ValueError("notes must be a list of strings, not a single string")
@@ -279,7 +325,10 @@ def results_markdown(
     out += ["", f"## {TABLE1_TITLE}", "", TABLE1_INTRO]
     out += ["", markdown_table(table1(records)), "", f"\\* paper: {PAPER_TABLE1_ZERO_FOOTNOTE}", ""]
     out += [f"## {RUNS_TABLE_TITLE}", "", RUNS_TABLE_INTRO]
-    out += ["", markdown_table(runs_table(records)), "", "## Notes", ""]
+    out += ["", markdown_table(runs_table(records)), ""]
+    if sweep_records:
+        out += [f"## {SWEEP_TITLE}", "", SWEEP_INTRO, "", markdown_table(sweep_table(sweep_records, records)), ""]
+    out += ["## Notes", ""]
     if notes:
         out += ["- " + str(note).replace("\n", "\n  ") for note in notes]
     else:

@@ -1,12 +1,13 @@
 """Training: one pass over shared batches updates one or several dictionaries."""
 
-from dictlab.training.anchoring import Anchors, anchor_loss
+from dictlab.training.anchoring import Anchors, AnchorTerms, anchor_loss
 from dictlab.training.batches import ShuffledBatches
 from dictlab.training.config import RecipeConfig, TrainConfig
 from dictlab.training.dead_latents import FiringTracker, auxk_loss, resample_dead_latents
 from dictlab.training.trainer import Member, MemberSummary, Trainer, identity_view
 
 __all__ = [
+    "AnchorTerms",
     "Anchors",
     "FiringTracker",
     "Member",

@@ -7,11 +7,14 @@ added to the training loss with weight λ_anchor. Latent i (i < k) is anchored t
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from dictlab.models.dictionary import SparseDictionary
+
+AnchorTerms = Literal["both", "encoder", "decoder"]
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,14 @@ class Anchors:
         return Anchors(self.directions_in.to(device), self.directions_out.to(device), self.feature_ids.to(device))
 
 
-def anchor_loss(model: SparseDictionary, anchors: Anchors) -> Tensor:
-    """Unweighted L_anchor of ``model`` (a scalar)."""
+def anchor_loss(model: SparseDictionary, anchors: Anchors, terms: AnchorTerms = "both") -> Tensor:
+    """Unweighted L_anchor of ``model`` (a scalar): the paper's two terms, or only the encoder or decoder one."""
+    if terms not in ("both", "encoder", "decoder"):
+        raise ValueError(f"unknown anchor terms {terms!r}; choose both, encoder or decoder")
     k = anchors.k
-    encoder_term = (model.W_enc[:, :k].T - anchors.directions_in).pow(2).sum()
-    decoder_term = (model.W_dec[:k] - anchors.directions_out).pow(2).sum()
-    return encoder_term + decoder_term
+    loss = model.W_enc.new_zeros(())
+    if terms in ("both", "encoder"):
+        loss = loss + (model.W_enc[:, :k].T - anchors.directions_in).pow(2).sum()
+    if terms in ("both", "decoder"):
+        loss = loss + (model.W_dec[:k] - anchors.directions_out).pow(2).sum()
+    return loss

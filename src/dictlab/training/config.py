@@ -9,6 +9,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from dictlab.training.anchoring import AnchorTerms
+
 
 class TrainConfig(BaseModel):
     """The shared training loop."""
@@ -78,6 +80,10 @@ class RecipeConfig(BaseModel):
         0.1,
         ge=0,
         description="λ_anchor of feature anchoring (paper: 0.1 on the bench); used only with anchors.",
+    )
+    anchor_terms: AnchorTerms = Field(
+        "both",
+        description="Anchor terms: both (the paper's L_anchor), encoder (W_E rows) or decoder (W_D columns) only.",
     )
 
     @model_validator(mode="after")

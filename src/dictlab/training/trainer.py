@@ -185,7 +185,7 @@ class Trainer:
             total = total + recipe.aux_coefficient * aux
             terms["auxk"] = aux.item()
         if member.anchors is not None and recipe.anchor_coefficient > 0:
-            anchor = anchor_loss(model, member.anchors)
+            anchor = anchor_loss(model, member.anchors, recipe.anchor_terms)
             total = total + recipe.anchor_coefficient * anchor
             terms["anchor"] = anchor.item()
         if not torch.isfinite(total):
