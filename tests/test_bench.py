@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dictlab.data import GroundTruth, generate_lrb
-from dictlab.experiments import BenchRequest, resolve_preset, run_spec
+from dictlab.data import DataView, GroundTruth, generate_lrb
+from dictlab.experiments import BenchPreset, BenchRequest, resolve_preset, run_spec
 from dictlab.experiments.bench import sweep_coefficients
 from dictlab.models import load_dictionary
 
@@ -51,7 +51,11 @@ def test_smoke_bench_writes_every_artifact(smoke_bench) -> None:
     assert all(abs(r["l0"] - 4) < 1e-6 for r in topk), "TopK with k=4 must have L0 exactly 4"
     results_md = (out / "results.md").read_text()
     assert "84.90" in results_md and "encoder" in results_md and "decoder" in results_md
-    for figure in ("recovery_curves.png", "best_match_histograms.png"):
+    for record in records:
+        trajectory = record["trajectory"]
+        assert trajectory["step"][-1] == record["steps"] and len(trajectory["mip_dec"]) == len(trajectory["step"])
+        assert trajectory["mip_dec"][-1] == pytest.approx(record["mip_dec"], abs=1e-6), "probe = final evaluation"
+    for figure in ("recovery_curves.png", "best_match_histograms.png", "training_trajectories.png"):
         assert (out / "figures" / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (out / "report.html").read_text()
     assert "<table" in html and "recovery_curves.png" in html
@@ -99,6 +103,8 @@ def test_bench_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
     proc = _dictlab("bench", "--preset", "smoke", "--out", str(tmp_path / "x"), "--methods", "topk,gelu")
     assert proc.returncode != 0 and "unknown method(s) ['gelu']" in proc.stderr
     assert not (tmp_path / "x" / "results.json").exists()
+    proc = _dictlab("bench", "--preset", "smoke", "--out", str(tmp_path / "w"), "--anchor-terms", "rows")
+    assert proc.returncode != 0 and "'rows' is not one of 'both', 'encoder', 'decoder'" in proc.stderr
     proc = _dictlab("bench", "--preset", "huge", "--out", str(tmp_path / "y"))
     assert proc.returncode != 0 and "huge" in proc.stderr
     (tmp_path / "z").mkdir()
@@ -108,15 +114,23 @@ def test_bench_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_overrides_apply_to_the_preset() -> None:
-    preset = resolve_preset(BenchRequest(preset="paper", steps=3, seed=5))
+    preset = resolve_preset(BenchRequest(preset="paper", steps=3, seed=5, anchor_terms="decoder"))
     assert preset.train.steps == 3 and preset.data.seed == 5 and preset.d_sae == 16_000
+    assert preset.anchor_terms == "decoder"
+    smoke = resolve_preset(BenchRequest(preset="smoke", anchor_terms="decoder"))
+    assert run_spec(smoke, "topk", True, tiny_view(smoke)).recipe.anchor_terms == "decoder"
     with pytest.raises(ValueError, match="unknown preset"):
         resolve_preset(BenchRequest(preset="nope"))
 
 
+def tiny_view(preset: BenchPreset) -> DataView:
+    """The SAE view of a few samples from ``preset``'s generator (run_spec only needs its dimensions)."""
+    return generate_lrb(preset.data.model_copy(update={"n_train": 8, "n_val": 0, "n_test": 8})).view("sae")
+
+
 def test_only_penalised_methods_have_a_coefficient_to_sweep() -> None:
     preset = resolve_preset(BenchRequest(preset="smoke"))
-    view = generate_lrb(preset.data.model_copy(update={"n_train": 8, "n_val": 0, "n_test": 8})).view("sae")
+    view = tiny_view(preset)
     assert run_spec(preset, "relu", False, view, coefficient=0.3).name == "relu@0.3"
     assert sweep_coefficients(preset, "relu") == (0.3,) and sweep_coefficients(preset, "topk") == ()
     with pytest.raises(ValueError, match="no sparsity coefficient"):

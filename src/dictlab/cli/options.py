@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import click
 from pydantic import BaseModel
@@ -11,7 +11,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _click_type(annotation: Any) -> tuple[Any, bool]:
-    """(click type, is_flag) for a field annotation; tuples become comma-separated strings."""
+    """(click type, is_flag) for a field annotation; Literals become choices, tuples comma-separated strings."""
     args = [a for a in get_args(annotation) if a is not type(None)]
     base = args[0] if args and annotation not in (bool, int, float, str, Path) else annotation
     if base is bool:
@@ -20,6 +20,8 @@ def _click_type(annotation: Any) -> tuple[Any, bool]:
         return click.Path(path_type=Path), False
     if base in (int, float, str):
         return base, False
+    if get_origin(base) is Literal:
+        return click.Choice([str(choice) for choice in get_args(base)]), False
     return str, False
 
 

@@ -28,17 +28,26 @@ from dictlab.atomic import atomic_write_text
 from dictlab.data import DataView, LRBDataset, generate_lrb
 from dictlab.experiments.notes import bench_notes
 from dictlab.experiments.presets import BenchPreset, get_preset
-from dictlab.metrics import evaluate_dictionary
+from dictlab.metrics import evaluate_dictionary, recovery_probe
 from dictlab.models import DictionaryConfig, SparseDictionary, save_dictionary
 from dictlab.report import (
     console_table,
     environment_info,
     plot_best_match_histograms,
     plot_recovery_curves,
+    plot_training_trajectories,
     results_markdown,
     write_report_html,
 )
-from dictlab.training import Anchors, Member, RecipeConfig, ShuffledBatches, Trainer
+from dictlab.training import (
+    Anchors,
+    AnchorTerms,
+    Member,
+    RecipeConfig,
+    ShuffledBatches,
+    Trainer,
+    read_training_log,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +74,9 @@ class BenchRequest(BaseModel):
     methods: tuple[str, ...] = Field(tuple(METHODS), description="Methods to run (comma-separated).")
     steps: int | None = Field(None, gt=0, description="Override the preset's number of training steps.")
     seed: int | None = Field(None, description="Override the preset's data, model and batch-order seeds.")
+    anchor_terms: AnchorTerms | None = Field(
+        None, description="Override the preset's anchor terms of the +FA runs: both (the paper's), encoder, decoder."
+    )
     sweep: bool = Field(True, description="Also run the preset's ReLU/JumpReLU sparsity-coefficient sweep.")
     progress: bool = Field(True, description="Show progress bars.")
 
@@ -104,6 +116,8 @@ def resolve_preset(request: BenchRequest) -> BenchPreset:
         update["data"] = preset.data.model_copy(update={"seed": request.seed})
         update["model_seed"] = request.seed
         update["anchor_seed"] = request.seed
+    if request.anchor_terms is not None:
+        update["anchor_terms"] = request.anchor_terms
     return preset.model_copy(update=update)
 
 
@@ -200,11 +214,14 @@ def _train_runs(
         generator = torch.Generator().manual_seed(preset.model_seed)
         model = SparseDictionary(spec.dictionary, generator)
         anchors = _anchors_for(view, anchor_ids) if spec.anchored and len(anchor_ids) else None
-        members.append(Member(spec.name, model, spec.recipe, view.materialize, anchors))
+        excluded = anchor_ids if anchors is not None else ()
+        probe = recovery_probe(view.truth.features_in, view.truth.features_out, excluded)
+        members.append(Member(spec.name, model, spec.recipe, view.materialize, anchors, probe))
     train = preset.train.model_copy(update={"progress": progress})
     batches = ShuffledBatches(dataset.codes("train"), train.batch_size, train.seed)
     trainer = Trainer(members, batches, train, workdir=out / "train" / group, device=device)
     summaries = trainer.fit()
+    log_lines = read_training_log(out / "train" / group)
     records = []
     test_codes = dataset.codes("test")
     for spec, member, summary in zip(specs, members, summaries, strict=True):
@@ -227,6 +244,7 @@ def _train_runs(
             "samples_per_s": round(summary.samples_per_s, 1),
             "eval_s": round(time.perf_counter() - started, 2),
             "run_dir": f"runs/{spec.name}",
+            "trajectory": training_trajectory(log_lines, spec.name),
         }
         run_dir = out / "runs" / spec.name
         save_dictionary(
@@ -245,6 +263,15 @@ def _train_runs(
         atomic_write_text(run_dir / "metrics.json", json.dumps(record, indent=2) + "\n")
         records.append(record)
     return records
+
+
+TRAJECTORY_KEYS = ("gt_recovery_dec", "mip_dec", "mip_enc")
+
+
+def training_trajectory(log_lines: list[dict[str, Any]], member: str) -> dict[str, list[float]]:
+    """Recovery during training of ``member`` from its probe lines: {"step": [...], "mip_dec": [...], ...}."""
+    lines = [line for line in log_lines if line.get("member") == member and "mip_dec" in line]
+    return {key: [line[key] for line in lines] for key in ("step", *TRAJECTORY_KEYS)}
 
 
 def _finished_records(out: Path, names: list[str]) -> list[dict[str, Any]] | None:
@@ -336,6 +363,7 @@ def write_bench_report(
     figures = [
         plot_recovery_curves(records, out / "figures" / "recovery_curves.png"),
         plot_best_match_histograms(records, out / "figures" / "best_match_histograms.png"),
+        plot_training_trajectories(records, out / "figures" / "training_trajectories.png"),
     ]
     write_report_html(
         out,

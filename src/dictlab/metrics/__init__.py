@@ -1,7 +1,7 @@
 """Metrics for sparse dictionaries: ground-truth recovery, one-to-one matching, reconstruction, sparsity."""
 
 from dictlab.metrics.chance import random_dictionary_mip, random_directions
-from dictlab.metrics.evaluate import Evaluation, evaluate_dictionary, reconstruction_metrics
+from dictlab.metrics.evaluate import Evaluation, evaluate_dictionary, reconstruction_metrics, recovery_probe
 from dictlab.metrics.matching import Matching, hungarian_match, mcc, uniqueness
 from dictlab.metrics.reconstruction import ReconstructionStats, dead_fraction, firing_counts, fvu, l0
 from dictlab.metrics.recovery import (
@@ -41,5 +41,6 @@ __all__ = [
     "random_directions",
     "reconstruction_metrics",
     "recovery_curve",
+    "recovery_probe",
     "uniqueness",
 ]

@@ -57,6 +57,29 @@ class Evaluation:
         return asdict(self)
 
 
+def recovery_probe(
+    truth_in: Tensor, truth_out: Tensor, anchored_features: Sequence[int] | Tensor = ()
+) -> Callable[[SparseDictionary], dict[str, float]]:
+    """A training probe (see ``Member.probe``): decoder GT@0.95 and MIP, encoder MIP, over non-anchored features.
+
+    truth_in: [n, d_in], truth_out: [n, d_out] unit ground-truth directions, as for ``evaluate_dictionary``.
+    """
+    keep = feature_subset(truth_in.shape[0], anchored_features)
+    truth_in, truth_out = truth_in[keep.to(truth_in.device)], truth_out[keep.to(truth_out.device)]
+
+    @torch.no_grad()
+    def probe(model: SparseDictionary) -> dict[str, float]:
+        best_dec = best_match_cosines(model.W_dec.detach(), truth_out.to(model.W_dec.device))
+        best_enc = best_match_cosines(model.W_enc.T.detach(), truth_in.to(model.W_enc.device))
+        return {
+            "gt_recovery_dec": gt_recovery(best_dec, PRIMARY_TAU),
+            "mip_dec": max_inner_product(best_dec),
+            "mip_enc": max_inner_product(best_enc),
+        }
+
+    return probe
+
+
 @torch.no_grad()
 def reconstruction_metrics(
     model: SparseDictionary,

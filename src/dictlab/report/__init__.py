@@ -1,6 +1,6 @@
 """Bench reports: results.md, a console table, PNG figures, a static report.html, and the paper's Table 1."""
 
-from dictlab.report.figures import plot_best_match_histograms, plot_recovery_curves
+from dictlab.report.figures import plot_best_match_histograms, plot_recovery_curves, plot_training_trajectories
 from dictlab.report.html import environment_info, html_table, notes_from_markdown, write_report_html
 from dictlab.report.paper_tables import (
     METHOD_ORDER,
@@ -40,6 +40,7 @@ __all__ = [
     "notes_from_markdown",
     "plot_best_match_histograms",
     "plot_recovery_curves",
+    "plot_training_trajectories",
     "results_markdown",
     "runs_table",
     "sweep_table",

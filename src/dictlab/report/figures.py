@@ -142,3 +142,47 @@ def plot_best_match_histograms(
                 legend_drawn = True
     fig.suptitle("Best-match |cos| per non-anchored GT feature (decoder solid, encoder light; dotted: τ = 0.95)")
     return _save(fig, path, dpi)
+
+
+def plot_training_trajectories(
+    records: Sequence[Mapping[str, Any]], path: str | Path, *, dpi: int = DEFAULT_DPI
+) -> Path:
+    """Recovery during training: decoder MIP (left) and decoder GT@0.95 (right) against the training step.
+
+    Reads each record's `trajectory` ({"step": [...], "mip_dec": [...], "gt_recovery_dec": [...]}); one line per
+    run, colour per method, dashed for +FA; the left panel also marks the random-dictionary MIP (`mip_chance`).
+    Writes a PNG to `path` and returns it.
+    """
+    ordered = _require_records(records)
+    colours = _method_colours(ordered)
+    fig = Figure(figsize=(12.0, 4.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True)
+    panels = (("mip_dec", "decoder MIP", 1.0), ("gt_recovery_dec", "decoder GT@0.95 (%)", 100.0))
+    chances = [float(r["mip_chance"]) for r in ordered if isinstance(r.get("mip_chance"), int | float)]
+    for ax, (field, label, scale) in zip(axes, panels, strict=True):
+        for record in ordered:
+            trajectory = {
+                **(record.get("trajectory") or {}),
+                "method": record["method"],
+                "anchored": record["anchored"],
+            }
+            steps, values = _float_list(trajectory, "step"), _float_list(trajectory, field)
+            if not steps or len(steps) != len(values):
+                continue
+            ax.plot(
+                steps,
+                [scale * v for v in values],
+                color=colours[record["method"]],
+                linestyle="--" if record["anchored"] else "-",
+                linewidth=1.4,
+                label=run_label((record["method"], record["anchored"])),
+            )
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    if chances:
+        axes[0].axhline(max(chances), color="0.3", linestyle=":", linewidth=1.2, label="random dictionary")
+    axes[0].set_title("Decoder MIP during training")
+    axes[1].set_title("Decoder GT recovery during training")
+    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small", title="run (dashed = +FA)")
+    return _save(fig, path, dpi)

@@ -4,7 +4,7 @@ from dictlab.training.anchoring import Anchors, AnchorTerms, anchor_loss
 from dictlab.training.batches import ShuffledBatches
 from dictlab.training.config import RecipeConfig, TrainConfig
 from dictlab.training.dead_latents import FiringTracker, auxk_loss, resample_dead_latents
-from dictlab.training.trainer import Member, MemberSummary, Trainer, identity_view
+from dictlab.training.trainer import Member, MemberSummary, Trainer, identity_view, read_training_log
 
 __all__ = [
     "AnchorTerms",
@@ -19,5 +19,6 @@ __all__ = [
     "anchor_loss",
     "auxk_loss",
     "identity_view",
+    "read_training_log",
     "resample_dead_latents",
 ]

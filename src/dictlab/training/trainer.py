@@ -37,6 +37,18 @@ def identity_view(rows: Tensor) -> tuple[Tensor, Tensor]:
     return rows, rows
 
 
+def read_training_log(workdir: str | Path) -> list[dict[str, Any]]:
+    """The metric lines a :class:`Trainer` appended to ``workdir``'s JSONL log, in order ([] if none)."""
+    path = Path(workdir) / LOG_FILE
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        return [json.loads(line) for line in lines if line.strip()]
+    except json.JSONDecodeError as err:
+        raise ValueError(f"training log {path} is corrupt: {err}") from err
+
+
 @dataclass
 class Member:
     """One dictionary in a training pass."""
@@ -46,6 +58,8 @@ class Member:
     recipe: RecipeConfig = field(default_factory=RecipeConfig)
     view: View = identity_view
     anchors: Anchors | None = None
+    probe: Callable[[SparseDictionary], dict[str, float]] | None = None
+    """Extra metrics (e.g. ground-truth recovery) computed from the model at every log step, under no_grad."""
 
 
 @dataclass
@@ -297,6 +311,9 @@ class Trainer:
                     "resampled": state.resampled,
                     **state.last,
                 }
+                if state.member.probe is not None:
+                    with torch.no_grad():
+                        record.update(state.member.probe(state.member.model))
                 handle.write(json.dumps(record) + "\n")
 
     def _log_size(self) -> int:
