@@ -181,7 +181,8 @@ def plot_training_trajectories(
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     if chances:
-        axes[0].axhline(max(chances), color="0.3", linestyle=":", linewidth=1.2, label="random dictionary")
+        chance = axes[0].axhline(max(chances), color="0.3", linestyle=":", linewidth=1.2)
+        axes[0].legend([chance], ["random-dictionary MIP"], loc="lower right", fontsize="small")
     axes[0].set_title("Decoder MIP during training")
     axes[1].set_title("Decoder GT recovery during training")
     axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small", title="run (dashed = +FA)")
