@@ -142,7 +142,7 @@ def run_spec(
     )
     if coefficient is None:
         name = f"{method}-fa" if anchored else method
-        coefficient = {"relu": preset.relu_coefficient, "jumprelu": preset.jumprelu_coefficient}.get(activation, 0.0)
+        coefficient = _sparsity_coefficients(preset, activation)[0]
     elif activation not in SWEEP_ACTIVATIONS:
         raise ValueError(f"method {method!r} has no sparsity coefficient to sweep")
     else:
@@ -160,11 +160,16 @@ def run_spec(
 
 def sweep_coefficients(preset: BenchPreset, method: str) -> tuple[float, ...]:
     """The preset's sweep coefficients of ``method`` other than its Table-1 coefficient (() for other methods)."""
-    main, sweep = {
+    main, sweep = _sparsity_coefficients(preset, METHODS[method][1])
+    return tuple(sorted(set(sweep) - {main}))
+
+
+def _sparsity_coefficients(preset: BenchPreset, activation: str) -> tuple[float, tuple[float, ...]]:
+    """(Table-1 coefficient, sweep coefficients) of ``activation`` under ``preset``; (0.0, ()) without a penalty."""
+    return {
         "relu": (preset.relu_coefficient, preset.relu_sweep),
         "jumprelu": (preset.jumprelu_coefficient, preset.jumprelu_sweep),
-    }.get(method, (0.0, ()))
-    return tuple(sorted(set(sweep) - {main}))
+    }.get(activation, (0.0, ()))
 
 
 def choose_anchor_features(n_features: int, n_anchors: int, seed: int) -> torch.Tensor:
@@ -309,18 +314,17 @@ def run_bench(request: BenchRequest, echo: Callable[[str], None] = log.info) -> 
         view.truth.save(out / "data" / f"ground_truth_{kind}.safetensors")
     anchor_ids = choose_anchor_features(preset.data.n_features, preset.n_anchors, preset.anchor_seed)
 
-    def train_group(group: str, specs: list[RunSpec]) -> list[dict[str, Any]]:
+    def train_group(group: str, specs: list[RunSpec], view: DataView) -> list[dict[str, Any]]:
         finished = _finished_records(out, [spec.name for spec in specs])
         if finished is not None:
             echo(f"{group}: already finished, reusing {out / 'runs'}")
             return finished
-        view = views[METHODS[specs[0].method][0]]
         return _train_runs(group, specs, preset, dataset, view, anchor_ids, out, device, request.progress)
 
     records: list[dict[str, Any]] = []
     for method in request.methods:
         view = views[METHODS[method][0]]
-        pair = train_group(method, [run_spec(preset, method, anchored, view) for anchored in (False, True)])
+        pair = train_group(method, [run_spec(preset, method, anchored, view) for anchored in (False, True)], view)
         records.extend(pair)
         atomic_write_text(out / "results.json", json.dumps(records, indent=2) + "\n")
         echo(
@@ -333,7 +337,7 @@ def run_bench(request: BenchRequest, echo: Callable[[str], None] = log.info) -> 
         if coefficients:
             view = views[METHODS[method][0]]
             specs = [run_spec(preset, method, False, view, coefficient=c) for c in coefficients]
-            sweep.extend(runs := train_group(f"{method}-sweep", specs))
+            sweep.extend(runs := train_group(f"{method}-sweep", specs, view))
             atomic_write_text(out / "sweep.json", json.dumps(sweep, indent=2) + "\n")
             echo(
                 f"{method} sweep: "
