@@ -2,6 +2,7 @@
 
 import logging
 import sys
+from pathlib import Path
 
 import click
 from pydantic import ValidationError
@@ -9,6 +10,7 @@ from pydantic import ValidationError
 from dictlab import __version__
 from dictlab.cli.options import model_from_options, options_from_model
 from dictlab.experiments.bench import BenchRequest, run_bench
+from dictlab.experiments.diagnose import DiagnoseRequest, run_diagnose
 from dictlab.experiments.presets import PRESETS
 
 
@@ -26,6 +28,21 @@ def bench(**options: object) -> None:
     try:
         request = model_from_options(BenchRequest, options)
         run_bench(request, echo=click.echo)  # type: ignore[arg-type]
+    except (ValueError, ValidationError) as err:
+        raise click.ClickException(str(err)) from err
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@options_from_model(DiagnoseRequest, exclude=("folder",))
+def diagnose(folder: Path, **options: object) -> None:
+    """Check a dictionary against the first-order optimality conditions of the nonnegative L1 dictionary
+    problem (P_K): conditions C1–C3, identities E1–E4, the pairwise hull test, hierarchy, dense/antipodal
+    features, residual structure and the wide-dictionary convex bound. FOLDER is a dictlab run folder or a
+    SAELens folder; writes diagnostics.json, summary.txt and figures to --out."""
+    try:
+        request = model_from_options(DiagnoseRequest, {"folder": folder, **options})
+        run_diagnose(request, echo=click.echo)  # type: ignore[arg-type]
     except (ValueError, ValidationError) as err:
         raise click.ClickException(str(err)) from err
 

@@ -25,12 +25,19 @@ def _click_type(annotation: Any) -> tuple[Any, bool]:
     return str, False
 
 
-def options_from_model(model: type[BaseModel], overrides: dict[str, dict[str, Any]] | None = None) -> Callable[[F], F]:
-    """Decorator adding one ``--field-name`` option per field of ``model`` (help = the field's description)."""
+def options_from_model(
+    model: type[BaseModel], overrides: dict[str, dict[str, Any]] | None = None, exclude: tuple[str, ...] = ()
+) -> Callable[[F], F]:
+    """Decorator adding one ``--field-name`` option per field of ``model`` (help = the field's description).
+
+    Fields in ``exclude`` are left out (e.g. those taken as positional arguments).
+    """
     overrides = overrides or {}
 
     def decorate(func: F) -> F:
         for name, field in reversed(model.model_fields.items()):
+            if name in exclude:
+                continue
             click_type, is_flag = _click_type(field.annotation)
             flag = "--" + name.replace("_", "-")
             default = field.get_default(call_default_factory=True)

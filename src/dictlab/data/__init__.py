@@ -1,5 +1,6 @@
 """Synthetic data with known ground truth: the Linear Representation Bench (LRB) generator."""
 
+from dictlab.data.activation_files import ActivationFileError, load_activations
 from dictlab.data.feature_matrix import (
     PGDReport,
     interference_loss,
@@ -23,6 +24,7 @@ from dictlab.data.lrb import (
 __all__ = [
     "SPLITS",
     "VIEW_KINDS",
+    "ActivationFileError",
     "DataView",
     "GroundTruth",
     "LRBConfig",
@@ -33,6 +35,7 @@ __all__ = [
     "interference_loss",
     "interference_pgd",
     "interference_stats",
+    "load_activations",
     "planted_hierarchy",
     "sample_codes",
     "welch_bound",

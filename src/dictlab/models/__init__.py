@@ -12,6 +12,13 @@ from dictlab.models.activations import (
 from dictlab.models.config import ActivationName, DictionaryConfig, DictionaryKind
 from dictlab.models.dictionary import DictionaryLoss, SparseDictionary
 from dictlab.models.io import RunFolderError, load_dictionary, read_run_config, save_dictionary
+from dictlab.models.saelens import (
+    SAELensFormatError,
+    is_saelens_folder,
+    load_saelens,
+    read_saelens_config,
+    save_saelens,
+)
 
 __all__ = [
     "Activation",
@@ -24,10 +31,15 @@ __all__ = [
     "Matryoshka",
     "ReLU",
     "RunFolderError",
+    "SAELensFormatError",
     "SparseDictionary",
     "TopK",
     "build_activation",
+    "is_saelens_folder",
     "load_dictionary",
+    "load_saelens",
     "read_run_config",
+    "read_saelens_config",
     "save_dictionary",
+    "save_saelens",
 ]

@@ -1,0 +1,99 @@
+"""Hierarchical (nested-support) pairs and absorption statistics.
+
+For a parent j and child k: if S_k ⊆ S_j and ā_k > 0, E3's right side vanishes, so c_jk = 1 — a parent and a
+child that fires only with it cannot both be distinct atoms at a stationary point. Quantitatively, with
+m_{k|j} = Σ_{n∈Z_j} a_nk / ‖α_k‖₁ (k's mass where j is silent) and G_j = max_n(−g_jn)_+,
+
+    1 − c_jk ≤ (1 + G_j)·m_{k|j}        (slack = (1 + G_j)·m_{k|j} − (1 − c_jk) ≥ 0 at a stationary point),
+
+so a child that rarely fires without its parent must tilt towards it, or the parent must switch off on the
+child's support (absorption).
+"""
+
+import numpy as np
+from pydantic import BaseModel, Field
+from torch import Tensor
+
+from dictlab.diagnostics.sparse_codes import SparseCodes
+
+
+class HierarchyPair(BaseModel):
+    """One candidate (parent, child) pair: the child is the atom more often co-active with the other."""
+
+    parent: int
+    child: int
+    cosine: float
+    p_parent_given_child: float = Field(description="P(parent active | child active) = |S_p ∩ S_c| / |S_c|.")
+    p_child_given_parent: float
+    child_mass_outside_parent: float = Field(
+        description="m_{c|p}: share of the child's code mass where the parent is silent."
+    )
+    absorption_ratio: float = Field(description="1 − P(parent | child): share of child-active points the parent left.")
+    bound_slack: float = Field(description="(1 + G_p)·m_{c|p} − (1 − c): negative violates the stationarity bound.")
+    nested: bool = Field(description="The child never fires without the parent.")
+
+
+class HierarchySummary(BaseModel):
+    """Nested supports among candidate pairs (flagged by the hull test, or requested)."""
+
+    n_candidates: int
+    n_nested: int
+    n_bound_violations: int
+    pairs: list[HierarchyPair] = Field(description="Candidates, most nested first (at most 50).")
+
+
+def hierarchy_pairs(
+    codes: SparseCodes, atoms: Tensor, R: Tensor, lam: float, pairs: Tensor, *, limit: int = 50
+) -> HierarchySummary:
+    """Co-activity, mass-outside and bound slack for candidate pairs [M, 2] (either order)."""
+    csc = codes.scipy_csc()
+    csc.sort_indices()
+    counts = codes.counts.numpy()
+    mass = codes.mass.double().numpy()
+    W = atoms.double()
+    min_g: dict[int, float] = {}
+    out: list[HierarchyPair] = []
+    for a, b in {tuple(sorted(p)) for p in pairs.tolist() if p[0] != p[1]}:
+        if counts[a] == 0 or counts[b] == 0:
+            continue
+        pa, va = csc.indices[csc.indptr[a] : csc.indptr[a + 1]], csc.data[csc.indptr[a] : csc.indptr[a + 1]]
+        pb, vb = csc.indices[csc.indptr[b] : csc.indptr[b + 1]], csc.data[csc.indptr[b] : csc.indptr[b + 1]]
+        both = np.intersect1d(pa, pb, assume_unique=True)
+        # The child is the atom whose activity depends more on the other.
+        parent, child = (a, b) if len(both) / counts[b] >= len(both) / counts[a] else (b, a)
+        pc = pb if child == b else pa
+        vc = vb if child == b else va
+        pp = pa if parent == a else pb
+        outside = ~np.isin(pc, pp, assume_unique=True)
+        m_outside = float(vc[outside].sum() / mass[child])
+        if parent not in min_g:
+            min_g[parent] = float((-(R @ W[parent].to(R.dtype)) / lam).clamp_min(0).max())
+        cos = float(W[parent] @ W[child])
+        p_pc = len(both) / counts[child]
+        out.append(
+            HierarchyPair(
+                parent=parent,
+                child=child,
+                cosine=cos,
+                p_parent_given_child=p_pc,
+                p_child_given_parent=len(both) / counts[parent],
+                child_mass_outside_parent=m_outside,
+                absorption_ratio=1 - p_pc,
+                bound_slack=(1 + min_g[parent]) * m_outside - (1 - cos),
+                nested=not outside.any(),
+            )
+        )
+    out.sort(key=lambda p: (-p.p_parent_given_child, p.bound_slack))
+    return HierarchySummary(
+        n_candidates=len(out),
+        n_nested=sum(p.nested for p in out),
+        n_bound_violations=sum(p.bound_slack < -1e-9 for p in out),
+        pairs=out[:limit],
+    )
+
+
+def nested_fraction_matrix(codes: SparseCodes) -> Tensor:
+    """P(j active | k active) for every pair as a dense [K, K] matrix (small K only; used by experiments)."""
+    B = (codes.to_dense() > 0).double()
+    both = B.T @ B
+    return both / B.sum(dim=0).clamp_min(1)[None, :]

@@ -1,0 +1,254 @@
+"""Read and write SAELens v6 SAE folders: ``cfg.json`` (``SAEConfig.to_dict()``) + ``sae_weights.safetensors``.
+
+Supported architectures: ``standard`` (ReLU), ``topk`` and ``jumprelu`` (SAELens also saves BatchTopK SAEs as
+``jumprelu`` with a threshold). Tensors use the same orientation as dictlab: ``W_enc [d_in, d_sae]``,
+``W_dec [d_sae, d_in]``, ``b_enc [d_sae]``, ``b_dec [d_in]`` and, for ``jumprelu``, ``threshold [d_sae]``.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+import dictlab
+from dictlab.atomic import atomic_path, atomic_write_text
+from dictlab.models.activations import BatchTopK, JumpReLU, Matryoshka
+from dictlab.models.config import DictionaryConfig
+from dictlab.models.dictionary import SparseDictionary
+
+SAELENS_CONFIG_FILE = "cfg.json"
+SAELENS_WEIGHTS_FILE = "sae_weights.safetensors"
+SUPPORTED_ARCHITECTURES = ("standard", "topk", "jumprelu")
+_BASE_TENSORS = ("W_enc", "W_dec", "b_enc", "b_dec")
+
+
+class SAELensFormatError(ValueError):
+    """A SAELens folder is missing a file, is corrupt or inconsistent, or uses a feature dictlab cannot represent."""
+
+
+def is_saelens_folder(folder: str | Path) -> bool:
+    """Whether ``folder`` holds both ``cfg.json`` and ``sae_weights.safetensors``."""
+    folder = Path(folder)
+    return (folder / SAELENS_CONFIG_FILE).is_file() and (folder / SAELENS_WEIGHTS_FILE).is_file()
+
+
+def read_saelens_config(folder: str | Path) -> dict[str, Any]:
+    """Parse ``cfg.json`` of a SAELens folder as a dict, with errors that name the file.
+
+    Only the JSON itself is checked here; :func:`load_saelens` validates the keys it needs.
+    """
+    path = Path(folder) / SAELENS_CONFIG_FILE
+    if not path.is_file():
+        raise SAELensFormatError(f"{path} is missing: not a SAELens folder")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise SAELensFormatError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(cfg, dict):
+        raise SAELensFormatError(f"{path} must hold a JSON object, got {type(cfg).__name__}")
+    return cfg
+
+
+def load_saelens(folder: str | Path, device: str | torch.device = "cpu") -> SparseDictionary:
+    """Rebuild a SAELens v6 SAE as a dictlab :class:`SparseDictionary` of kind ``sae`` (float32).
+
+    ``standard`` becomes activation ``relu``, ``topk`` becomes ``topk`` with the same k, and ``jumprelu`` becomes
+    ``jumprelu`` with ``log_threshold = log(threshold)``; every threshold must be > 0 (SAELens gates on
+    ``threshold.relu()``, so a threshold ≤ 0 has no log). A ``topk`` SAE with ``rescale_acts_by_decoder_norm`` (top-k
+    of ``pre·‖W_dec[i]‖``, decoded as ``codes / ‖W_dec[i]‖ @ W_dec``) is folded into plain TopK: column i of
+    ``W_enc`` and ``b_enc[i]`` are multiplied by ‖W_dec[i]‖ and row ``W_dec[i]`` is divided by it, which gives the
+    same codes and reconstructions (up to float rounding) with unit-norm decoder rows; decoder rows of norm 0 are
+    refused. Only ``normalize_activations: "none"`` is supported. Keys SAELens defaults (``apply_b_dec_to_input``,
+    ``normalize_activations``, ``reshape_activations``) take SAELens's defaults when absent; ``reshape_activations:
+    "hook_z"`` only reshapes [.., n_heads, d_head] inputs, so the model applies to the flattened vectors.
+    The raw config stays available through :func:`read_saelens_config`.
+    """
+    folder = Path(folder)
+    cfg_path = folder / SAELENS_CONFIG_FILE
+    raw = read_saelens_config(folder)
+    if "dictionary" in raw and "architecture" not in raw:
+        raise SAELensFormatError(f"{cfg_path} is a dictlab run config, not SAELens: use dictlab.load_dictionary")
+    for key in ("architecture", "d_in", "d_sae"):
+        if key not in raw:
+            raise SAELensFormatError(f"{cfg_path} has no {key!r} key")
+    architecture = raw["architecture"]
+    if architecture not in SUPPORTED_ARCHITECTURES:
+        raise SAELensFormatError(
+            f"{cfg_path}: unsupported architecture {architecture!r}; dictlab reads {list(SUPPORTED_ARCHITECTURES)}"
+        )
+    normalize = raw.get("normalize_activations", "none")
+    if normalize != "none":
+        raise SAELensFormatError(
+            f"{cfg_path}: unsupported normalize_activations {normalize!r}; only 'none' is supported "
+            "(fold a constant scaling factor into the weights first)"
+        )
+    reshape = raw.get("reshape_activations", "none")
+    if reshape not in ("none", "hook_z"):
+        raise SAELensFormatError(f"{cfg_path}: unsupported reshape_activations {reshape!r}")
+    apply_b_dec = raw.get("apply_b_dec_to_input", True)
+    if not isinstance(apply_b_dec, bool):
+        raise SAELensFormatError(f"{cfg_path}: apply_b_dec_to_input must be a boolean, got {apply_b_dec!r}")
+    d_in, d_sae = _int_key(raw, "d_in", cfg_path), _int_key(raw, "d_sae", cfg_path)
+    rescale = False
+    k = None
+    if architecture == "topk":
+        if "k" not in raw:
+            raise SAELensFormatError(f"{cfg_path} has no 'k' key (needed by architecture 'topk')")
+        k = _int_key(raw, "k", cfg_path)
+        rescale = raw.get("rescale_acts_by_decoder_norm", False)
+        if not isinstance(rescale, bool):
+            raise SAELensFormatError(f"{cfg_path}: rescale_acts_by_decoder_norm must be a boolean, got {rescale!r}")
+    activation = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}[architecture]
+    try:
+        cfg = DictionaryConfig(
+            kind="sae", d_in=d_in, d_out=d_in, d_sae=d_sae, activation=activation, k=k, apply_b_dec_to_input=apply_b_dec
+        )
+    except ValidationError as err:
+        raise SAELensFormatError(f"{cfg_path} describes an invalid dictionary: {err}") from err
+
+    weights_path = folder / SAELENS_WEIGHTS_FILE
+    tensors = _read_weights(weights_path, architecture, d_in, d_sae)
+    if rescale:
+        norms = tensors["W_dec"].norm(dim=-1)
+        if not (norms > 0).all():
+            raise SAELensFormatError(
+                f"{weights_path}: {int((norms <= 0).sum())} decoder rows have norm 0, which "
+                "rescale_acts_by_decoder_norm cannot divide by"
+            )
+        tensors["W_enc"] = tensors["W_enc"] * norms
+        tensors["b_enc"] = tensors["b_enc"] * norms
+        tensors["W_dec"] = tensors["W_dec"] / norms[:, None]
+    state = {name: tensors[name] for name in _BASE_TENSORS}
+    if architecture == "jumprelu":
+        threshold = tensors["threshold"]
+        if not (threshold > 0).all():
+            raise SAELensFormatError(
+                f"{weights_path}: {int((threshold <= 0).sum())} of {d_sae} JumpReLU thresholds are ≤ 0; "
+                "dictlab stores log(threshold) and needs every threshold > 0"
+            )
+        state["activation.log_threshold"] = _exact_log(threshold)
+    model = SparseDictionary(cfg)
+    model.load_state_dict(state)
+    return model.to(device)
+
+
+def save_saelens(model: SparseDictionary, folder: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+    """Export an SAE as a SAELens v6 folder; ``metadata`` (e.g. model_name, hook_name) goes to ``cfg.json``.
+
+    Activations map to SAELens architectures: relu → ``standard``, topk → ``topk`` (with
+    ``rescale_acts_by_decoder_norm: false``), jumprelu → ``jumprelu`` with ``threshold = exp(log_threshold)``, and
+    batchtopk → ``jumprelu`` with every threshold equal to the eval-mode threshold buffer (which must be set, i.e.
+    ≥ 0, by training), which reproduces dictlab's eval-mode codes. Transcoders, crosscoders and Matryoshka
+    dictionaries have no SAELens SAE equivalent and are refused. Weights are float32; both files are written
+    atomically, weights first.
+    """
+    folder = Path(folder)
+    cfg = model.cfg
+    if cfg.kind != "sae":
+        raise SAELensFormatError(f"cannot export a {cfg.kind} to SAELens {folder}: only kind 'sae' is supported")
+    activation = model.activation
+    tensors = {name: getattr(model, name).detach() for name in _BASE_TENSORS}
+    extra: dict[str, Any] = {}
+    if isinstance(activation, Matryoshka):
+        raise SAELensFormatError(f"cannot export a matryoshka dictionary to SAELens {folder}: no equivalent")
+    if isinstance(activation, BatchTopK):
+        threshold = float(activation.threshold)
+        if threshold < 0:
+            raise SAELensFormatError(
+                f"cannot export batchtopk to SAELens {folder}: its inference threshold is unset ({threshold}); "
+                "train the model first"
+            )
+        architecture = "jumprelu"
+        tensors["threshold"] = torch.full((cfg.d_sae,), threshold)
+    elif isinstance(activation, JumpReLU):
+        architecture = "jumprelu"
+        tensors["threshold"] = activation.threshold.detach()
+    elif cfg.activation == "topk":
+        architecture = "topk"
+        extra = {"k": cfg.k, "rescale_acts_by_decoder_norm": False}
+    elif cfg.activation == "relu":
+        architecture = "standard"
+    else:
+        raise SAELensFormatError(f"cannot export activation {cfg.activation!r} to SAELens {folder}")
+    sae_cfg = {
+        "d_in": cfg.d_in,
+        "d_sae": cfg.d_sae,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": dict(metadata or {}),
+        **extra,
+        "architecture": architecture,
+    }
+    cfg_text = json.dumps(sae_cfg, indent=2) + "\n"  # serialize first: bad metadata must not leave half a folder
+    cfg_path = folder / SAELENS_CONFIG_FILE
+    if cfg_path.is_file():
+        try:
+            existing = json.loads(cfg_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            existing = None
+        if isinstance(existing, dict) and "dictionary" in existing:
+            raise SAELensFormatError(f"refusing to overwrite {cfg_path}: it belongs to a dictlab run folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {name: t.to(device="cpu", dtype=torch.float32).contiguous() for name, t in tensors.items()}
+    with atomic_path(folder / SAELENS_WEIGHTS_FILE) as tmp:
+        save_file(out, str(tmp), metadata={"format": "pt", "dictlab_version": dictlab.__version__})
+    atomic_write_text(cfg_path, cfg_text)
+    return folder
+
+
+def _int_key(raw: dict[str, Any], key: str, cfg_path: Path) -> int:
+    value = raw[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SAELensFormatError(f"{cfg_path}: {key!r} must be a positive integer, got {value!r}")
+    return value
+
+
+def _read_weights(path: Path, architecture: str, d_in: int, d_sae: int) -> dict[str, Tensor]:
+    """Load and validate the weights file: names, shapes, float dtype, finiteness; returns float32 CPU tensors."""
+    if not path.is_file():
+        raise SAELensFormatError(f"{path} is missing")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise SAELensFormatError(f"{path} is corrupt or unreadable: {err}") from err
+    expected = {"W_enc": (d_in, d_sae), "W_dec": (d_sae, d_in), "b_enc": (d_sae,), "b_dec": (d_in,)}
+    if architecture == "jumprelu":
+        expected["threshold"] = (d_sae,)
+    found = {name: tuple(t.shape) for name, t in tensors.items()}
+    if found != expected:
+        raise SAELensFormatError(
+            f"{path} does not match {SAELENS_CONFIG_FILE} (architecture {architecture!r}, d_in={d_in}, "
+            f"d_sae={d_sae}): expected {expected}, found {found}"
+        )
+    for name, tensor in tensors.items():
+        if not tensor.is_floating_point():
+            raise SAELensFormatError(f"{path}: tensor {name!r} has non-float dtype {tensor.dtype}")
+        if not torch.isfinite(tensor).all():
+            raise SAELensFormatError(f"{path}: tensor {name!r} contains NaN or Inf")
+    return {name: t.to(torch.float32) for name, t in tensors.items()}
+
+
+def _exact_log(threshold: Tensor) -> Tensor:
+    """float32 log θ chosen among a few neighbouring floats so that its float32 exp is θ itself where possible.
+
+    dictlab's JumpReLU computes θ = exp(log_threshold) on every call; this makes a save → load round trip keep
+    every threshold bit-exact instead of drifting by an ulp.
+    """
+    naive = threshold.double().log().float()
+    best, err = naive, (naive.exp() - threshold).abs()
+    for direction in (float("inf"), float("-inf")):
+        candidate = naive
+        for _ in range(8):
+            candidate = torch.nextafter(candidate, torch.full_like(candidate, direction))
+            candidate_err = (candidate.exp() - threshold).abs()
+            better = candidate_err < err
+            best, err = torch.where(better, candidate, best), torch.where(better, candidate_err, err)
+    return best
