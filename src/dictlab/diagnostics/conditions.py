@@ -22,6 +22,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
+from dictlab.diagnostics.pairwise import pair_cosines
 from dictlab.diagnostics.problem import L1Dictionary
 from dictlab.diagnostics.sparse_codes import SparseCodes
 from dictlab.diagnostics.summary import Check
@@ -68,7 +69,7 @@ def e3_pairs(
     pull = codes.t_matmul(arrays.residuals)  # [K, D]
     j, k = pairs[:, 0], pairs[:, 1]
     mass = codes.mass
-    cos = (W[j] * W[k]).sum(dim=1)
+    cos = pair_cosines(W, j, k)
     lhs = (1 - cos) * mass[k]
     through_g = (pull[k] * W[j]).sum(dim=1) / lam
     csc_a = codes.scipy_csc()

@@ -146,6 +146,14 @@ def _walk_exceptions(cols: _Columns, codes: SparseCodes, live: np.ndarray) -> tu
     return pair_j, pair_k, result
 
 
+def pair_cosines(atoms: Tensor, j: Tensor, k: Tensor, chunk: int = 1 << 14) -> Tensor:
+    """c_jk = w_jᵀw_k for index vectors j, k [M] without gathering [M, D] at once: [M]."""
+    out = torch.empty(len(j), dtype=atoms.dtype)
+    for lo in range(0, len(j), chunk):
+        out[lo : lo + chunk] = (atoms[j[lo : lo + chunk]] * atoms[k[lo : lo + chunk]]).sum(dim=1)
+    return out
+
+
 def pairwise_hull_test(
     codes: SparseCodes,
     atoms: Tensor,
@@ -172,7 +180,7 @@ def pairwise_hull_test(
 
     exc_j, exc_k, exc_max = _walk_exceptions(cols, codes, live)
     W64 = atoms.double()
-    exc_cos = (W64[torch.from_numpy(exc_j)] * W64[torch.from_numpy(exc_k)]).sum(dim=1).numpy()
+    exc_cos = pair_cosines(W64, torch.from_numpy(exc_j), torch.from_numpy(exc_k)).numpy()
 
     def margin(max_silent: np.ndarray, cos: np.ndarray, k: np.ndarray) -> np.ndarray:
         need = (1 - cos) * mean[k]
