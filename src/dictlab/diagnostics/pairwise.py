@@ -38,6 +38,8 @@ class PairVerdict(BaseModel):
 
     j: int
     k: int
+    support_j: int = Field(description="|S_j|, points where atom j is active.")
+    support_k: int = Field(description="|S_k|.")
     cosine: float = Field(description="c_jk = w_jᵀw_k.")
     max_k_where_j_silent: float = Field(description="M_{k|j} = max_{n ∈ Z_j} a_nk.")
     max_j_where_k_silent: float = Field(description="M_{j|k} = max_{n ∈ Z_k} a_nj.")
@@ -170,6 +172,7 @@ def pairwise_hull_test(
     K = codes.n_atoms
     W = atoms.float()
     mean = codes.mean.double().numpy()
+    counts = codes.counts.numpy()
     peak = np.zeros(K)
     cols = _Columns.of(codes)
     nonempty = cols.indptr[1:] > cols.indptr[:-1]
@@ -232,7 +235,6 @@ def pairwise_hull_test(
         anti_c.append(block[r[upper], c[upper]])
     # Lower end of the 1-D hull: binds only when S_k ∪ S_j covers every point.
     if bias:
-        counts = codes.counts.numpy()
         dense_pairs = [
             (int(j), int(k))
             for k in live[counts[live] * 2 >= codes.n_points]
@@ -260,7 +262,9 @@ def pairwise_hull_test(
     cand_m = np.concatenate([exc_margin, non_exc_margin])
     if not bias:
         cand_m = np.where(np.concatenate([exc_max, peak[non_exc_k]]) > 0, cand_m, -1.0)
-    order = np.argsort(cand_m, kind="stable")
+    # Lowest margin first; among equal margins (e.g. every nested pair has −1) the better-supported atom first,
+    # so a child active on hundreds of points outranks one active on a single point.
+    order = np.lexsort((-counts[cand_k], cand_m))
     worst, seen = [], set()
     exc_lookup = dict(zip(exception_key.tolist(), exc_max.tolist(), strict=True))
     for i in order:
@@ -269,7 +273,7 @@ def pairwise_hull_test(
         if key in seen:
             continue
         seen.add(key)
-        worst.append(_verdict(j, k, W64, mean, peak, exc_lookup, bias))
+        worst.append(_verdict(j, k, W64, mean, peak, counts, exc_lookup, bias))
         if len(worst) >= n_worst:
             break
     n_live = len(live)
@@ -300,7 +304,14 @@ def pairwise_hull_test(
 
 
 def _verdict(
-    j: int, k: int, W: Tensor, mean: np.ndarray, peak: np.ndarray, exc: dict[int, float], bias: bool
+    j: int,
+    k: int,
+    W: Tensor,
+    mean: np.ndarray,
+    peak: np.ndarray,
+    counts: np.ndarray,
+    exc: dict[int, float],
+    bias: bool,
 ) -> PairVerdict:
     K = len(mean)
     cos = float(W[j] @ W[k])
@@ -320,6 +331,8 @@ def _verdict(
     return PairVerdict(
         j=j,
         k=k,
+        support_j=int(counts[j]),
+        support_k=int(counts[k]),
         cosine=cos,
         max_k_where_j_silent=m_kj,
         max_j_where_k_silent=m_jk,

@@ -35,24 +35,15 @@ def _pair_panel(ax, codes: SparseCodes, verdict: PairVerdict, rng: np.random.Gen
     silent_j = np.isclose(aj, -1)
     silent_k = np.isclose(ak, -1)
     # Hull of k's normalised codes over j's silent set lies on the line ã_j = −1, and vice versa.
-    if silent_j.any():
-        ax.plot(
-            [-1, -1],
-            [ak[silent_j].min(), ak[silent_j].max()],
-            color=PALETTE(0),
-            lw=4,
-            alpha=0.8,
-            label=f"hull of ã_{k} on Z_{j}",
-        )
-    if silent_k.any():
-        ax.plot(
-            [aj[silent_k].min(), aj[silent_k].max()],
-            [-1, -1],
-            color=PALETTE(1),
-            lw=4,
-            alpha=0.8,
-            label=f"hull of ã_{j} on Z_{k}",
-        )
+    segments = (
+        (silent_j, lambda lo, hi: ([-1, -1], [lo, hi]), ak, f"hull of ã_{k} on Z_{j}", PALETTE(0)),
+        (silent_k, lambda lo, hi: ([lo, hi], [-1, -1]), aj, f"hull of ã_{j} on Z_{k}", PALETTE(1)),
+    )
+    for silent, where, values, label, colour in segments:
+        if silent.any():
+            xs, ys = where(values[silent].min(), values[silent].max())
+            # A hull collapsed to one point (a nested pair) is drawn as a square so it stays visible.
+            ax.plot(xs, ys, color=colour, lw=4, alpha=0.8, marker="s", markersize=7, label=label)
     ax.scatter([-1, -c], [-c, -1], marker="*", s=140, color="crimson", zorder=5, label="−c point")
     verdict_text = "passes" if verdict.passes else ("nested: fails" if verdict.nested else "fails")
     ax.set_title(
@@ -60,8 +51,10 @@ def _pair_panel(ax, codes: SparseCodes, verdict: PairVerdict, rng: np.random.Gen
         f"margins {verdict.margin_k_given_j:.2g} / {verdict.margin_j_given_k:.2g}",
         fontsize=9,
     )
-    ax.set_xlabel(f"ã_{j}")
-    ax.set_ylabel(f"ã_{k}")
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_yscale("symlog", linthresh=1)
+    ax.set_xlabel(f"ã_{j} (active on {verdict.support_j} points)")
+    ax.set_ylabel(f"ã_{k} (active on {verdict.support_k} points)")
     ax.legend(fontsize=7, loc="upper right")
 
 

@@ -32,8 +32,9 @@ def diagnostics_summary(report: DiagnosticsReport) -> str:
     ]
     for v in pw.worst[:5]:
         lines.append(
-            f"  atoms {v.j:>6} {v.k:>6}  c {v.cosine:+.3f}  margins {_fmt(v.margin_k_given_j)} / "
-            f"{_fmt(v.margin_j_given_k)}  {'passes' if v.passes else 'FAILS'}{'  nested' if v.nested else ''}"
+            f"  atoms {v.j:>6} {v.k:>6}  (active on {v.support_j}, {v.support_k})  c {v.cosine:+.3f}  "
+            f"margins {_fmt(v.margin_k_given_j)} / {_fmt(v.margin_j_given_k)}  "
+            f"{'passes' if v.passes else 'FAILS'}{'  nested' if v.nested else ''}"
         )
     infeasible = [lp for lp in report.lp if not lp.feasible]
     lines.append(f"LP hull test: {len(report.lp) - len(infeasible)} of {len(report.lp)} feasible")
