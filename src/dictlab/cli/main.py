@@ -12,6 +12,7 @@ from dictlab.cli.options import model_from_options, options_from_model
 from dictlab.experiments.bench import BenchRequest, run_bench
 from dictlab.experiments.diagnose import DiagnoseRequest, run_diagnose
 from dictlab.experiments.presets import PRESETS
+from dictlab.experiments.reproduce import REPRODUCTIONS, ReproduceRequest, reproduction_help, run_reproduction
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
@@ -44,6 +45,20 @@ def diagnose(folder: Path, **options: object) -> None:
         request = model_from_options(DiagnoseRequest, {"folder": folder, **options})
         run_diagnose(request, echo=click.echo)  # type: ignore[arg-type]
     except (ValueError, ValidationError) as err:
+        raise click.ClickException(str(err)) from err
+
+
+@cli.command(
+    help="Reproduce a numerical experiment of the optimality theory; writes results.json, results.md and "
+    "figures/ to --out.\n\n\b\nNAME is one of:\n" + reproduction_help()
+)
+@click.argument("name", type=click.Choice(list(REPRODUCTIONS)))
+@options_from_model(ReproduceRequest)
+def reproduce(name: str, **options: object) -> None:
+    try:
+        request = model_from_options(ReproduceRequest, options)
+        run_reproduction(name, request, echo=click.echo)  # type: ignore[arg-type]
+    except (ValueError, ValidationError, OSError) as err:
         raise click.ClickException(str(err)) from err
 
 

@@ -30,6 +30,7 @@ from dictlab.diagnostics.sparse_codes import SparseCodes
 from dictlab.diagnostics.summary import Distribution
 
 GRAM_BLOCK = 2048
+EXACT_GRAM_ATOMS = 4096
 WALK_ROUNDS = 256
 
 
@@ -170,7 +171,8 @@ def pairwise_hull_test(
     """
     started = time.perf_counter()
     K = codes.n_atoms
-    W = atoms.float()
+    # The blocked W·Wᵀ pass runs in float32 at SAE scale (K > 4096) and float64 below, where it is cheap.
+    W = atoms.float() if atoms.shape[0] > EXACT_GRAM_ATOMS else atoms.double()
     mean = codes.mean.double().numpy()
     counts = codes.counts.numpy()
     peak = np.zeros(K)

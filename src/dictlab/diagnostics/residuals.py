@@ -13,10 +13,11 @@ import torch
 from pydantic import BaseModel, Field
 from torch import Tensor
 
-from dictlab.diagnostics.sparse_codes import ENTRY_CHUNK, SparseCodes
+from dictlab.diagnostics.sparse_codes import SparseCodes
 from dictlab.diagnostics.summary import Distribution, Offender
 
-POINT_CHUNK = 4096
+POINT_CHUNK = 512
+"""Points per batched solve (the gathered supports are [chunk, L0, D])."""
 
 
 class ResidualSummary(BaseModel):
@@ -57,17 +58,18 @@ def _support_projections(R: Tensor, codes: SparseCodes, atoms: Tensor, lam: floa
         gram = WS @ WS.transpose(1, 2) + torch.diag_embed((~live).to(R.dtype))
         r = R[pts]
         proj = (WS @ r[:, :, None])[..., 0]  # W_S r: [B, s]
-        coef = torch.linalg.lstsq(gram, proj[..., None]).solution[..., 0]
-        coef_pred = torch.linalg.lstsq(gram, (lam * live.to(R.dtype))[..., None]).solution[..., 0]
+        rhs = torch.stack([proj, lam * live.to(R.dtype)], dim=2)  # [B, s, 2]
+        factor, info = torch.linalg.cholesky_ex(gram)
+        solution = torch.cholesky_solve(rhs, factor)
+        singular = info != 0  # linearly dependent support atoms: least squares instead
+        if singular.any():
+            solution[singular] = torch.linalg.lstsq(gram[singular], rhs[singular]).solution
+        coef, coef_pred = solution[..., 0], solution[..., 1]
         inside = (coef[:, None, :] @ WS)[:, 0, :]
         predicted = (coef_pred[:, None, :] @ WS)[:, 0, :]
         share[lo : lo + len(pts)] = inside.pow(2).sum(dim=1) / r.pow(2).sum(dim=1).clamp_min(1e-300)
         deviation[lo : lo + len(pts)] = (inside - predicted).norm(dim=1) / lam
     return share, deviation
-
-
-def _entry_dots(codes: SparseCodes, R: Tensor, V: Tensor) -> Tensor:
-    return codes.entry_dots(R, V)
 
 
 def split_pressure(
@@ -79,36 +81,39 @@ def split_pressure(
     sign_iterations: int = 6,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """SP_k (lower-bound estimate) for every atom: [K]; 0 for dead atoms."""
+    """SP_k (lower-bound estimate) for every atom: [K]; 0 for dead atoms.
+
+    Atom by atom: its active residuals R_S [|S_k|, D] and codes a are gathered once, then power iterations on
+    the code-weighted covariance P(R_Sᵀ diag(a) R_S)P (P projects out w_k) and sign iterations run on that block.
+    """
     K, D = atoms.shape
-    V = torch.randn(K, D, generator=generator, dtype=R.dtype)
-
-    def project(V: Tensor) -> Tensor:
-        V = V - (V * atoms).sum(dim=1, keepdim=True) * atoms
-        return V / V.norm(dim=1, keepdim=True).clamp_min(1e-300)
-
-    V = project(V)
-    weights = codes.values.to(R.dtype)
-
-    def weighted_sum(coef: Tensor) -> Tensor:  # Σ_n a_nk·coef_e·r_n per atom
-        out = torch.zeros(K, D, dtype=R.dtype)
-        for lo in range(0, codes.nnz, ENTRY_CHUNK):
-            sl = slice(lo, lo + ENTRY_CHUNK)
-            out.index_add_(0, codes.cols[sl], (weights[sl] * coef[sl])[:, None] * R[codes.rows[sl]])
-        return out
-
-    for _ in range(power_iterations):
-        V = project(weighted_sum(_entry_dots(codes, R, V)))
-    best = torch.zeros(K, dtype=R.dtype).index_add_(0, codes.cols, weights * _entry_dots(codes, R, V).abs())
-    for _ in range(sign_iterations):
-        candidate = project(weighted_sum(torch.sign(_entry_dots(codes, R, V))))
-        value = torch.zeros(K, dtype=R.dtype).index_add_(
-            0, codes.cols, weights * _entry_dots(codes, R, candidate).abs()
-        )
-        better = value > best
-        V = torch.where(better[:, None], candidate, V)
-        best = torch.where(better, value, best)
-    return best
+    out = torch.zeros(K, dtype=R.dtype)
+    csc = codes.scipy_csc()
+    start = torch.randn(K, D, generator=generator, dtype=R.dtype)
+    for k in torch.nonzero(codes.counts > 0).flatten().tolist():
+        points, values = codes.column(k, csc)
+        block = R[torch.from_numpy(points)]  # [m, D]
+        a = torch.from_numpy(values).to(R.dtype)
+        w = atoms[k]
+        block = block - (block @ w)[:, None] * w  # only v ⊥ w_k matters: project the residuals once
+        v = start[k] - (start[k] @ w) * w
+        v = v / v.norm().clamp_min(1e-300)
+        for _ in range(power_iterations):
+            v = block.T @ (a * (block @ v))
+            v = v / v.norm().clamp_min(1e-300)
+        best = float(a @ (block @ v).abs())
+        for _ in range(sign_iterations):
+            candidate = block.T @ (a * torch.sign(block @ v))
+            norm = candidate.norm()
+            if norm == 0:
+                break
+            candidate = candidate / norm
+            value = float(a @ (block @ candidate).abs())
+            if value <= best:
+                break
+            v, best = candidate, value
+        out[k] = best
+    return out
 
 
 def residual_summary(

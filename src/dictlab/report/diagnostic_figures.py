@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from dictlab.diagnostics.diagnose import Diagnostics
@@ -25,7 +26,8 @@ def normalised_codes(codes: SparseCodes, k: int) -> np.ndarray:
     return (a - mean) / (mean - low) if mean > low else np.zeros_like(a)
 
 
-def _pair_panel(ax, codes: SparseCodes, verdict: PairVerdict, rng: np.random.Generator) -> None:
+def pair_panel(ax: Axes, codes: SparseCodes, verdict: PairVerdict, rng: np.random.Generator) -> None:
+    """Draw one pair on ``ax``: normalised codes (ã_j, ã_k), both 1-D hulls and the two −c points."""
     j, k, c = verdict.j, verdict.k, verdict.cosine
     aj, ak = normalised_codes(codes, j), normalised_codes(codes, k)
     shown = np.flatnonzero((aj > -1) | (ak > -1))
@@ -76,7 +78,7 @@ def plot_pairwise_hulls(
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     rng = np.random.default_rng(0)
     for ax, verdict in zip(axes, verdicts, strict=False):
-        _pair_panel(ax, diagnostics.codes, verdict, rng)
+        pair_panel(ax, diagnostics.codes, verdict, rng)
     for ax in axes[len(verdicts) :]:
         ax.set_visible(False)
     fig.suptitle("Pairwise hull condition: −c must lie in both hulls (1-D form)")
