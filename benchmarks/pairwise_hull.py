@@ -1,12 +1,15 @@
 """Time the all-pairs 1-D hull test at SAE scale: 16,384 atoms × 100,000 samples (d = 768, L0 = 32) by default.
 
 Usage: python benchmarks/pairwise_hull.py [--atoms 16384] [--samples 100000] [--dim 768] [--l0 32] [--repeats 1]
+                                          [--full]
 
 Codes are synthetic but SAE-like: each sample activates ``l0`` distinct atoms drawn with Zipf-like frequencies
 (a few frequent atoms, a long tail), magnitudes Exp(1); 64 child atoms are planted to fire only with a parent and
 one dense antipodal pair is added, so the pass has real nested pairs and a dense atom to find. The timed call is
 ``pairwise_hull_test``: every unordered pair of live atoms (≈ 1.3·10⁸) is decided, exceptions exactly by the walk,
 the rest through the blocked W·Wᵀ pass. Prints the time, the pairs tested, what was found and the peak RSS.
+With ``--full`` it also times the whole report (`diagnose_codes`: conditions, LP, hierarchy, residuals, wide
+limit) on data X = A·W + noise, section by section.
 """
 
 import argparse
@@ -16,7 +19,7 @@ import time
 
 import torch
 
-from dictlab.diagnostics import SparseCodes, pairwise_hull_test
+from dictlab.diagnostics import L1Dictionary, SparseCodes, diagnose_codes, pairwise_hull_test
 
 CHUNK = 2048
 
@@ -60,6 +63,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--l0", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--full", action="store_true", help="also time the whole diagnostics report")
     args = parser.parse_args()
     g = torch.Generator().manual_seed(0)
     started = time.perf_counter()
@@ -80,6 +84,13 @@ def main() -> None:
     print(f"failing: {s.n_failing_pairs:,}; nested: {s.n_nested_pairs:,}; antipodal: {len(result.antipodal_pairs)}")
     print(f"pairwise pass: median {statistics.median(times):.1f} s over {args.repeats} run(s)")
     print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
+    if args.full:
+        X = codes.matmul(atoms.double()) + 0.05 * torch.randn(args.samples, args.dim, generator=g, dtype=torch.float64)
+        started = time.perf_counter()
+        report = diagnose_codes(X, L1Dictionary(atoms.double(), None), codes, lam=0.1).report
+        sections = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.seconds.items())
+        print(f"full report: {time.perf_counter() - started:.1f} s ({sections})")
+        print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB")
 
 
 if __name__ == "__main__":

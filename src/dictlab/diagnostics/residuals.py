@@ -59,8 +59,7 @@ def _support_projections(R: Tensor, codes: SparseCodes, atoms: Tensor, lam: floa
         r = R[pts]
         proj = (WS @ r[:, :, None])[..., 0]  # W_S r: [B, s]
         rhs = torch.stack([proj, lam * live.to(R.dtype)], dim=2)  # [B, s, 2]
-        factor, info = torch.linalg.cholesky_ex(gram)
-        solution = torch.cholesky_solve(rhs, factor)
+        solution, info = torch.linalg.solve_ex(gram, rhs)
         singular = info != 0  # linearly dependent support atoms: least squares instead
         if singular.any():
             solution[singular] = torch.linalg.lstsq(gram[singular], rhs[singular]).solution
