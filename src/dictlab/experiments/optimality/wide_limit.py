@@ -281,7 +281,7 @@ def plot_width_sweep(r: WideLimitResults, path: Path) -> Path:
     fig = Figure(figsize=(11, 8), layout="constrained")
     axes = fig.subplots(2, 2).flatten()
     panels = [
-        ("gap", "gap to P_∞", True),
+        ("gap", "gap to the convex bound (P_K − P_inf)", True),
         ("mean_l0", "mean L0", False),
         ("max_residual_over_lambda", "max‖r‖/λ", False),
         ("alignment", "alignment with data rays", False),
