@@ -40,8 +40,13 @@ def dual_gap(Xc: Tensor, codes: Tensor, atoms: Tensor, lam: float) -> tuple[Tens
     return primal, (primal - dual).clamp_min(0)
 
 
-def _polish(c: Tensor, atoms: Tensor, gram: Tensor, codes: Tensor, lam: float, slack: float) -> tuple[Tensor, Tensor]:
-    """Exact active-set solve on each point's current support; returns (codes, valid [B])."""
+def _polish(
+    c: Tensor, atoms: Tensor, gram: Tensor | None, codes: Tensor, lam: float, slack: float
+) -> tuple[Tensor, Tensor]:
+    """Exact active-set solve on each point's current support; returns (codes, valid [B]).
+
+    Support Gram blocks come from ``gram`` [K, K] when given, else from the gathered atoms.
+    """
     support = codes > 0
     size = support.sum(dim=1)
     width = int(size.max()) if len(size) else 0
@@ -50,7 +55,11 @@ def _polish(c: Tensor, atoms: Tensor, gram: Tensor, codes: Tensor, lam: float, s
     # Support indices first (stable order), padded with arbitrary indices that are masked out below.
     idx = torch.argsort((~support).to(torch.int8), dim=1, stable=True)[:, :width]
     live = torch.arange(width, device=c.device)[None, :] < size[:, None]
-    sub = gram[idx[:, :, None], idx[:, None, :]]
+    if gram is not None:
+        sub = gram[idx[:, :, None], idx[:, None, :]]
+    else:
+        gathered = atoms[idx]  # [B, s, D]
+        sub = gathered @ gathered.transpose(1, 2)
     eye = torch.eye(width, dtype=c.dtype, device=c.device)
     both = live[:, :, None] & live[:, None, :]
     sub = torch.where(both, sub, eye)
@@ -70,7 +79,7 @@ def _polish(c: Tensor, atoms: Tensor, gram: Tensor, codes: Tensor, lam: float, s
 def _solve_batch(
     Xc: Tensor,
     atoms: Tensor,
-    gram: Tensor,
+    gram: Tensor | None,
     lipschitz: float,
     lam: float,
     init: Tensor | None,
@@ -79,8 +88,6 @@ def _solve_batch(
     check_every: int,
 ) -> tuple[Tensor, Tensor, int, Tensor]:
     c = Xc @ atoms.T
-    # ∇ = A·G − c costs B·K² through the Gram matrix and 2·B·K·D through the residual; take the cheaper.
-    through_gram = atoms.shape[0] <= 2 * atoms.shape[1]
     codes = torch.zeros_like(c) if init is None else init.clone().clamp_min(0)
     final = codes.clone()
     done = torch.zeros(len(c), dtype=torch.bool, device=c.device)
@@ -92,7 +99,7 @@ def _solve_batch(
     while iterations < max_iter and len(todo):
         cc = c[todo]
         for _ in range(check_every):
-            grad = y @ gram - cc if through_gram else (y @ atoms) @ atoms.T - cc
+            grad = y @ gram - cc if gram is not None else (y @ atoms) @ atoms.T - cc
             x_new = (y - (grad + lam) / lipschitz).clamp_min(0)
             t_new = (1 + torch.sqrt(1 + 4 * t * t)) / 2
             # Gradient-based adaptive restart (O'Donoghue & Candès).
@@ -135,8 +142,11 @@ def nonnegative_lasso(
     """
     lam = check_lambda(lam)
     atoms = dictionary.atoms
-    gram = atoms @ atoms.T
-    lipschitz = float(torch.linalg.eigvalsh(gram)[-1]) * (1 + 1e-9)
+    # ∇ = A·G − c costs B·K² through the Gram matrix G = WWᵀ and 2·B·K·D through the residual; take the cheaper.
+    gram = atoms @ atoms.T if atoms.shape[0] <= 2 * atoms.shape[1] else None
+    # ‖W‖₂²: the largest eigenvalue of the smaller of WWᵀ [K, K] and WᵀW [D, D].
+    small = gram if gram is not None else atoms.T @ atoms
+    lipschitz = float(torch.linalg.eigvalsh(small)[-1]) * (1 + 1e-9)
     chunks, gaps, polished, iterations = [], [], [], 0
     Xc_all = dictionary.centered(X)
     for start in range(0, len(X), batch_size):
