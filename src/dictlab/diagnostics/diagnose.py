@@ -1,6 +1,5 @@
 """One entry point: everything the optimality theory says about a dictionary on data, as one typed report."""
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,6 +26,7 @@ from dictlab.diagnostics.sparse_codes import SparseCodes
 from dictlab.diagnostics.summary import Check
 from dictlab.diagnostics.wide_limit import WideLimitSummary, wide_limit
 from dictlab.models import SparseDictionary
+from dictlab.stopwatch import Stopwatch
 
 CodesMode = Literal["auto", "exact", "encoder"]
 EXACT_AUTO_BUDGET = 2e9
@@ -154,17 +154,9 @@ def diagnose_codes(
             f"{dictionary.n_atoms} atoms"
         )
     generator = torch.Generator().manual_seed(options.seed)
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = round(now - clock, 3)
-        clock = now
-
+    clock = Stopwatch()
     pairwise = pairwise_hull_test(codes, dictionary.atoms, bias=dictionary.bias is not None, n_worst=options.n_worst)
-    lap("pairwise")
+    clock.lap("pairwise")
     requested = torch.tensor(options.pairs, dtype=torch.long).reshape(-1, 2)
     if len(requested) and (requested.min() < 0 or requested.max() >= dictionary.n_atoms):
         raise DiagnosticsInputError(f"requested pairs {options.pairs} name atoms outside 0..{dictionary.n_atoms - 1}")
@@ -181,22 +173,22 @@ def diagnose_codes(
         pairs=both_ways,
         generator=generator,
     )
-    lap("conditions")
+    clock.lap("conditions")
     R = arrays.residuals
     lp = _lp_checks(codes, dictionary, torch.cat([requested, worst]), options, generator)
-    lap("lp")
+    clock.lap("lp")
     hierarchy = hierarchy_pairs(codes, dictionary.atoms, R, lam, flagged)
-    lap("hierarchy")
+    clock.lap("hierarchy")
     dense = dense_summary(
         X, codes, dictionary.atoms, dictionary.bias, pairwise.antipodal_pairs, pairwise.antipodal_cosines
     )
-    lap("dense")
+    clock.lap("dense")
     residuals, residual_arrays = residual_summary(R, codes, dictionary.atoms, lam, generator=generator)
-    lap("residuals")
+    clock.lap("residuals")
     reconstruction = float(0.5 * R.pow(2).sum())
     l1 = float(lam * codes.values.sum())
     limit = wide_limit(X, lam, bias=dictionary.bias is not None)
-    lap("wide_limit")
+    clock.lap("wide_limit")
     eff = effective_lam
     if eff is None:
         try:
@@ -228,7 +220,7 @@ def diagnose_codes(
         dense=dense,
         residuals=residuals,
         wide_limit=limit.summary(reconstruction + l1),
-        seconds=seconds,
+        seconds=clock.seconds,
     )
     return Diagnostics(report, X, dictionary, codes, arrays, pairwise, residual_arrays)
 

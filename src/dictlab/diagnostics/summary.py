@@ -23,7 +23,11 @@ class Distribution(BaseModel):
         values = values[torch.isfinite(values)]
         if values.numel() == 0:
             return cls(count=0, mean=None, q50=None, q90=None, q99=None, max=None)
-        sample = values if values.numel() <= 1 << 24 else values[torch.randperm(values.numel())[: 1 << 24]]
+        if values.numel() > 1 << 24:  # quantiles of a fixed random subsample (torch.quantile's size limit)
+            pick = torch.randperm(values.numel(), generator=torch.Generator().manual_seed(0))[: 1 << 24]
+            sample = values[pick]
+        else:
+            sample = values
         q = torch.quantile(sample, torch.tensor([0.5, 0.9, 0.99], dtype=torch.float64)).tolist()
         return cls(
             count=values.numel(), mean=float(values.mean()), q50=q[0], q90=q[1], q99=q[2], max=float(values.max())

@@ -1,7 +1,6 @@
 """Shared pieces of the optimality reproductions: claims, markdown tables, output files, data helpers."""
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -83,24 +82,6 @@ def single_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(previous)
-
-
-class Stopwatch:
-    """Seconds per named stage."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._start = time.perf_counter()
-        self._lap = self._start
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = round(now - self._lap, 2)
-        self._lap = now
-
-    @property
-    def total(self) -> float:
-        return round(time.perf_counter() - self._start, 2)
 
 
 def orthonormal_rows(n: int, dim: int, generator: torch.Generator) -> Tensor:

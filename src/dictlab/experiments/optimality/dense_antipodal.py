@@ -19,7 +19,6 @@ from dictlab.diagnostics.solver import SolverResult, learn_dictionary, random_at
 from dictlab.experiments.optimality.common import (
     Claim,
     Echo,
-    Stopwatch,
     claim,
     claims_table,
     echo_claims,
@@ -30,6 +29,7 @@ from dictlab.experiments.optimality.common import (
     write_outputs,
 )
 from dictlab.report.figures import DEFAULT_DPI, PALETTE, _save
+from dictlab.stopwatch import Stopwatch
 
 SKEWED_EXPECTED = {0.1: (0.381, 0.451, 0.450, 250.7, 284.1, 0.61), 0.01: (0.425, 0.473, 0.515, 27.6, 36.1, 0.87)}
 """ref. §10 Exp 3 skewed table: λ → (b·u, active +, active −, pair loss, one atom + bias loss, one-atom active)."""

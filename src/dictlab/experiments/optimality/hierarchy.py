@@ -28,7 +28,6 @@ from dictlab.experiments.optimality.common import (
     TOLERANCE,
     Claim,
     Echo,
-    Stopwatch,
     claim,
     claims_table,
     conditions_hold,
@@ -43,6 +42,7 @@ from dictlab.experiments.optimality.common import (
 from dictlab.models import DictionaryConfig, SparseDictionary
 from dictlab.report.diagnostic_figures import pair_panel
 from dictlab.report.figures import DEFAULT_DPI, _save
+from dictlab.stopwatch import Stopwatch
 from dictlab.training import Member, RecipeConfig, ShuffledBatches, TrainConfig, Trainer
 
 MATCH = 0.99

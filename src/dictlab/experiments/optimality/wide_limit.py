@@ -19,7 +19,6 @@ from dictlab.diagnostics.wide_limit import wide_limit
 from dictlab.experiments.optimality.common import (
     Claim,
     Echo,
-    Stopwatch,
     claim,
     claims_table,
     echo_claims,
@@ -29,6 +28,7 @@ from dictlab.experiments.optimality.common import (
     write_outputs,
 )
 from dictlab.report.figures import DEFAULT_DPI, PALETTE, _save
+from dictlab.stopwatch import Stopwatch
 
 BOUND_SLACK = 1e-9
 """Relative round-off allowed when checking P_K ≥ P_∞."""
