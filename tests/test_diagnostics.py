@@ -320,3 +320,56 @@ def test_bad_input_gets_clear_errors(hierarchy):
         diagnose_codes(
             X, d, SparseCodes.from_dense(nonnegative_lasso(X, d, LAM).codes), LAM, DiagnoseOptions(pairs=((0, 9),))
         )
+
+
+@pytest.mark.parametrize(
+    ("a0", "a1"),
+    [([0.2, 0.2, 0.2, 3, 1, 0], [0, 0, 0, 0, 1, 1]), ([1, 1, 1, 0], [0, 0, 0, 1])],
+    ids=["dense-parent", "complementary"],
+)
+def test_lower_end_of_the_hull_is_checked_in_both_directions(a0, a1):
+    """Atom 1 is active wherever atom 0 is silent, always above (1 − c)·ā_1: no distribution on Z_0 can average
+    it down to its mean, so the pair fails although both upper ends pass."""
+    A = torch.tensor([a0, a1], dtype=torch.float64).T
+    W = torch.eye(2, 3, dtype=torch.float64)
+    result = pairwise_hull_test(SparseCodes.from_dense(A), W)
+    _, fails = brute_force_margins(A.numpy(), W.numpy())
+    assert fails == {(0, 1)}
+    assert result.failing_pairs.tolist() == [[0, 1]]
+    (verdict,) = result.summary.worst
+    assert verdict.lower_end_fails and not verdict.passes
+    assert not hull_lp(SparseCodes.from_dense(A), W, 0, [1]).feasible
+
+
+def test_pairwise_pass_matches_brute_force_on_many_small_random_codes():
+    rng = np.random.default_rng(0)
+    for _ in range(150):
+        N, K = int(rng.integers(3, 12)), int(rng.integers(2, 6))
+        A = (rng.random((N, K)) < rng.uniform(0.1, 0.95, K)) * rng.uniform(0.1, 2, (N, K))
+        W = torch.randn(K, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(int(rng.integers(1e6))))
+        W /= W.norm(dim=1, keepdim=True)
+        result = pairwise_hull_test(SparseCodes.from_dense(torch.tensor(A)), W, n_worst=100)
+        _, fails = brute_force_margins(A, W.numpy())
+        assert {tuple(p) for p in result.failing_pairs.tolist()} == fails
+        for v in result.summary.worst:
+            assert v.j != v.k and v.passes == ((min(v.j, v.k), max(v.j, v.k)) not in fails)
+
+
+def test_degenerate_codes_do_not_crash():
+    empty = pairwise_hull_test(SparseCodes.from_dense(torch.zeros(5, 3, dtype=torch.float64)), torch.eye(3))
+    assert empty.summary.n_pairs == 0 and empty.summary.worst == []
+    single = pairwise_hull_test(SparseCodes.from_dense(torch.rand(5, 1, dtype=torch.float64)), torch.eye(1, 3))
+    assert single.summary.worst == []
+    A = torch.tensor([[1.0, 0.0], [0.5, 0.0]], dtype=torch.float64)
+    with pytest.raises(ValueError, match="no live neighbour"):
+        hull_lp(SparseCodes.from_dense(A), torch.eye(2, 3), 0, [1])
+
+
+def test_wide_limit_with_bias_converges_fast_and_is_a_certified_bound():
+    g = torch.Generator().manual_seed(4)
+    X = 100 * torch.randn(2000, 16, generator=g, dtype=torch.float64) + 5  # ‖x − b‖/λ ≈ 8·10⁴
+    limit = wide_limit(X, 0.05, bias=True)
+    assert limit.iterations < 100
+    assert limit.duality_gap <= 1e-9 * limit.value
+    one_point = wide_limit(torch.ones(1, 4, dtype=torch.float64), 0.3, bias=True)
+    assert one_point.value == pytest.approx(0.0) and one_point.ball_fraction == 1.0

@@ -16,6 +16,7 @@ Every violation is made relative (to λ, λ‖α_k‖₁, ‖α_k‖₁ or N λ)
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -97,12 +98,15 @@ def check_conditions(
     max_dense_points: int = 8192,
     pairs: Tensor | None = None,
     generator: torch.Generator | None = None,
+    n_worst: int = 5,
 ) -> tuple[list[Check], ConditionArrays]:
     """Evaluate C1–C3, E1–E4 and the bias identity on data X [N, D] with codes A [N, K].
 
     C1's inequality off the support needs R·Wᵀ [N, K]; beyond ``max_dense_points`` points it runs on a random
-    subsample (the check's ``over`` says so). E3/E4 run on every pair when N·K ≤ 5·10⁷, else on ``pairs`` [M, 2].
+    subsample (the check's ``over`` says so). E3/E4 run on every pair when N·K ≤ 5·10⁷, else on ``pairs`` [M, 2]
+    (pairs whose k is dead are skipped). Each check lists its ``n_worst`` largest violations.
     """
+    build = partial(Check.build, n_worst=n_worst)
     W = dictionary.atoms.to(X.dtype)
     N, K = codes.n_points, codes.n_atoms
     R = dictionary.centered(X) - codes.matmul(W)
@@ -110,7 +114,7 @@ def check_conditions(
     checks: list[Check] = []
     entry_ids = torch.stack([codes.rows, codes.cols], dim=1)
     checks.append(
-        Check.build(
+        build(
             "C1 active",
             "w_kᵀr_n = λ wherever a_nk > 0",
             "support entries (n, k); |g − 1|",
@@ -135,7 +139,7 @@ def check_conditions(
         keep &= is_checked[codes.rows] < lo + len(sub)
         G[is_checked[codes.rows[keep]] - lo, codes.cols[keep]] = 1.0  # active entries are C1-active's business
         c1_off[lo : lo + len(sub)] = (G - 1).clamp_min(0).amax(dim=1)
-    checks.append(Check.build("C1 inactive", "w_kᵀr_n ≤ λ wherever a_nk = 0", over, c1_off, tolerance, points))
+    checks.append(build("C1 inactive", "w_kᵀr_n ≤ λ wherever a_nk = 0", over, c1_off, tolerance, points))
 
     mass = codes.mass
     live = torch.nonzero(mass > 0).flatten()
@@ -144,13 +148,13 @@ def check_conditions(
     tangential = (pull - radial[:, None] * W).norm(dim=1)
     scale = lam * mass[live]
     c2 = tangential[live] / scale
-    checks.append(Check.build("C2", "(I − w_kw_kᵀ)Rᵀα_k = 0", "live atoms; ‖·‖/(λ‖α_k‖₁)", c2, tolerance, live))
+    checks.append(build("C2", "(I − w_kw_kᵀ)Rᵀα_k = 0", "live atoms; ‖·‖/(λ‖α_k‖₁)", c2, tolerance, live))
     if dictionary.bias is not None:
         c3 = R.sum(dim=0).norm() / (N * lam)
-        checks.append(Check.build("C3", "Σ_n r_n = 0", "the bias; ‖Σr‖/(Nλ)", c3[None], tolerance))
+        checks.append(build("C3", "Σ_n r_n = 0", "the bias; ‖Σr‖/(Nλ)", c3[None], tolerance))
     e1_error = pull[live] / lam - mass[live, None] * W[live]  # [K_live, D]
     checks.append(
-        Check.build(
+        build(
             "E1",
             "Rᵀα_k = λ‖α_k‖₁w_k",
             "live atoms; ‖·‖/(λ‖α_k‖₁)",
@@ -167,7 +171,7 @@ def check_conditions(
         block[torch.arange(len(block)), live[lo : lo + 2048]] = 0.0
         e2_worst[lo : lo + 2048], e2_arg[lo : lo + 2048] = block.max(dim=1)
     checks.append(
-        Check.build(
+        build(
             "E2",
             "Σ_n a_nk g_jn = ‖α_k‖₁c_jk",
             "live atoms k, worst j; |·|/‖α_k‖₁",
@@ -179,7 +183,7 @@ def check_conditions(
 
     arrays = ConditionArrays(R, g_active, c1_off, points, c2, live)
     if N * K <= DENSE_PAIR_LIMIT:
-        A = codes.to_dense()
+        A = codes.to_dense().to(X.dtype)
         G = R @ W.T / lam
         mu_silent = (1 - G) * (A == 0)
         rhs_all = mu_silent.T @ A  # [j, k]
@@ -188,7 +192,7 @@ def check_conditions(
         e3_values = e3_values[mass[e3_ids[:, 1]] > 0]
         e3_ids = e3_ids[mass[e3_ids[:, 1]] > 0]
         over_pairs = "all ordered pairs (j, k), k live; |lhs − rhs|/‖α_k‖₁"
-    elif pairs is not None and len(pairs):
+    elif pairs is not None and len(pairs := pairs[mass[pairs[:, 1]] > 0]):
         lhs, rhs = e3_pairs(codes, dictionary, arrays, lam, pairs)
         e3_values, e3_ids = (lhs - rhs).abs() / mass[pairs[:, 1]].clamp_min(1e-300), pairs
         over_pairs = f"{len(pairs)} requested or flagged pairs; |lhs − rhs|/‖α_k‖₁"
@@ -201,7 +205,7 @@ def check_conditions(
             if dictionary.bias is not None
             else "(1 − c_jk)‖α_k‖₁ = Σ_{Z_j} μ_jn a_nk, μ_jn = 1 − g_jn"
         )
-        checks.append(Check.build(name, statement, over_pairs, e3_values, tolerance, e3_ids))
+        checks.append(build(name, statement, over_pairs, e3_values, tolerance, e3_ids))
     if dictionary.bias is not None:
         # Σ_{n ∈ Z_j} g_jn = w_jᵀΣR/λ − Σ_{S_j} g_jn; then Σ_n p_jn = (|Z_j| − Σ_{Z_j} g_jn)/N and the bias identity.
         g_total = (W @ R.sum(dim=0)) / lam
@@ -210,7 +214,7 @@ def check_conditions(
         silent = N - codes.counts.to(X.dtype)
         p_sum = (silent - g_silent) / N
         checks.append(
-            Check.build(
+            build(
                 "E4 Σp = 1",
                 "p_jn = (1 − g_jn)/N sums to 1 over Z_j",
                 "atoms; |Σp − 1|",
@@ -220,7 +224,7 @@ def check_conditions(
         )
         counts = codes.counts[live].to(X.dtype)
         checks.append(
-            Check.build(
+            build(
                 "bias identity",
                 "Σ_{n∈Z_k} w_kᵀr_n = −λ|S_k|",
                 "live atoms; |·|/(λ|S_k|)",

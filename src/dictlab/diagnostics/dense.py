@@ -74,7 +74,10 @@ def dense_summary(
         )
         others = torch.ones(codes.n_atoms, dtype=torch.bool)
         others[[p, m]] = False
-        covered = others & (mass > 0) & ((plus_mass + minus_mass) >= 0.99 * mass)
+        either = torch.zeros(codes.n_atoms, dtype=torch.float64).index_add_(
+            0, codes.cols, weights * (on_plus | on_minus)[codes.rows]
+        )
+        covered = others & (mass > 0) & (either >= 0.99 * mass)
         ids = torch.nonzero(covered).flatten()
         predicted = (plus_mass[ids] - minus_mass[ids]) / mass[ids]
         actual = W[ids] @ u

@@ -44,7 +44,9 @@ class DiagnoseOptions(BaseModel):
         description="exact: recompute the optimal codes for the decoder; encoder: the SAE's own (amortised) codes; "
         "auto: exact when N·K·D ≤ 2e9, else encoder.",
     )
-    max_points: int = Field(100_000, gt=0, description="Use at most this many data rows (the first ones).")
+    max_points: int = Field(
+        100_000, gt=0, description="Use at most this many data rows (the first ones) when loading and encoding data."
+    )
     tolerance: float = Field(1e-5, gt=0, description="Relative tolerance for a condition to count as holding.")
     max_dense_points: int = Field(
         8192, gt=0, description="C1 off the support needs R·Wᵀ; beyond this many points it runs on a subsample."
@@ -70,6 +72,8 @@ class DiagnoseOptions(BaseModel):
                 if len(parts) != 2:
                     raise ValueError(f"pair {item!r} is not of the form j:k")
                 item = (int(parts[0]), int(parts[1]))
+            if item[0] == item[1]:
+                raise ValueError(f"pair {item} names one atom twice")
             out.append(tuple(item))
         return tuple(out)
 
@@ -148,6 +152,7 @@ def diagnose_codes(
     lam = check_lambda(lam)
     X = check_data(X, dictionary.dim).double()
     dictionary = dictionary.to(torch.float64)
+    codes = codes.to(torch.float64)
     if codes.n_points != len(X) or codes.n_atoms != dictionary.n_atoms:
         raise DiagnosticsInputError(
             f"codes are [{codes.n_points}, {codes.n_atoms}] but data has {len(X)} rows and the dictionary "
@@ -172,6 +177,7 @@ def diagnose_codes(
         max_dense_points=options.max_dense_points,
         pairs=both_ways,
         generator=generator,
+        n_worst=options.n_worst,
     )
     clock.lap("conditions")
     R = arrays.residuals

@@ -47,6 +47,9 @@ class PairVerdict(BaseModel):
     margin_k_given_j: float = Field(description="M_{k|j} / ((1 − c_jk)ā_k) − 1.")
     margin_j_given_k: float = Field(description="M_{j|k} / ((1 − c_jk)ā_j) − 1.")
     nested: bool = Field(description="One atom's support lies inside the other's (M = 0 one way).")
+    lower_end_fails: bool = Field(
+        False, description="With a bias: one atom is active wherever the other is silent, always above its bound."
+    )
     passes: bool
 
 
@@ -103,18 +106,50 @@ class _Columns:
         pos = np.minimum(pos, len(self.keys) - 1)
         return self.keys[pos] == key
 
-    def max_where_silent(self, k: int, j: int) -> float:
-        """max_{n ∈ Z_j} a_nk by direct set difference (0 when S_k ⊆ S_j)."""
+    def extreme_where_silent(self, k: int, j: int, highest: bool, empty: float) -> float:
+        """max (or min) of a_nk over k's active points where j is silent, by set difference; ``empty`` if none."""
         lo, hi = self.indptr[k], self.indptr[k + 1]
         pts, vals = self.csc.indices[lo:hi], self.csc.data[lo:hi]
         jl, jh = self.indptr[j], self.indptr[j + 1]
         outside = ~np.isin(pts, self.csc.indices[jl:jh], assume_unique=True)
-        return float(vals[outside].max()) if outside.any() else 0.0
+        if not outside.any():
+            return empty
+        return float(vals[outside].max() if highest else vals[outside].min())
+
+
+def _first_where_silent(
+    cols: _Columns, pair_j: np.ndarray, pair_k: np.ndarray, n_atoms: int, *, highest: bool, empty: float, skip: int = 0
+) -> np.ndarray:
+    """For ordered pairs (j, k): a_nk at the first of k's active points, in decreasing (``highest``) or increasing
+    order of a_nk, where j is silent, i.e. max (min) of k's nonzero codes over Z_j; ``empty`` when there is none.
+
+    ``skip`` leading points are known to have j active. Vectorised over pairs; walks longer than WALK_ROUNDS
+    finish by set difference.
+    """
+    result = np.full(len(pair_j), np.nan)
+    todo = np.arange(len(pair_j))
+    step = np.full(len(pair_j), skip, dtype=np.int64)  # rank in k's sorted column of the next point to try
+    for _ in range(WALK_ROUNDS):
+        if not len(todo):
+            break
+        kk, jj = pair_k[todo], pair_j[todo]
+        length = cols.indptr[kk + 1] - cols.indptr[kk]
+        exhausted = step[todo] >= length
+        result[todo[exhausted]] = empty
+        todo, kk, jj = todo[~exhausted], kk[~exhausted], jj[~exhausted]
+        rank = step[todo] if highest else length[~exhausted] - 1 - step[todo]
+        pos = cols.indptr[kk] + rank
+        hit = cols.active(cols.sorted_points[pos], jj, n_atoms)
+        result[todo[~hit]] = cols.sorted_values[pos[~hit]]
+        todo = todo[hit]
+        step[todo] += 1
+    for i in todo:
+        result[i] = cols.extreme_where_silent(int(pair_k[i]), int(pair_j[i]), highest, empty)
+    return result
 
 
 def _walk_exceptions(cols: _Columns, codes: SparseCodes, live: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All ordered (j, k) with j active at k's maximum, and their exact M_{k|j}."""
-    K = codes.n_atoms
+    """All ordered (j, k) with j active at k's maximum, and their exact M_{k|j} (0 when S_k ⊆ S_j)."""
     start = cols.indptr[:-1]
     top_point = np.where(
         cols.indptr[1:] > start, cols.sorted_points[np.minimum(start, len(cols.sorted_points) - 1)], -1
@@ -129,24 +164,64 @@ def _walk_exceptions(cols: _Columns, codes: SparseCodes, live: np.ndarray) -> tu
     pair_j = row_cols[np.repeat(crow[top_point[ks]], lengths) + offsets]
     keep = (pair_j != pair_k) & np.isin(pair_j, live)
     pair_j, pair_k = pair_j[keep], pair_k[keep]
-    result = np.full(len(pair_j), np.nan)
-    todo = np.arange(len(pair_j))
-    step = np.ones(len(pair_j), dtype=np.int64)  # rank in k's sorted column of the next point to try
-    for _ in range(WALK_ROUNDS):
-        if not len(todo):
-            break
-        kk, jj = pair_k[todo], pair_j[todo]
-        pos = cols.indptr[kk] + step[todo]
-        exhausted = pos >= cols.indptr[kk + 1]
-        result[todo[exhausted]] = 0.0
-        todo, pos, kk, jj = todo[~exhausted], pos[~exhausted], kk[~exhausted], jj[~exhausted]
-        hit = cols.active(cols.sorted_points[pos], jj, K)
-        result[todo[~hit]] = cols.sorted_values[pos[~hit]]
-        todo = todo[hit]
-        step[todo] += 1
-    for i in todo:  # long nested-looking walks: finish by set difference
-        result[i] = cols.max_where_silent(int(pair_k[i]), int(pair_j[i]))
+    result = _first_where_silent(cols, pair_j, pair_k, codes.n_atoms, highest=True, empty=0.0, skip=1)
     return pair_j, pair_k, result
+
+
+def _lower_end_failures(
+    cols: _Columns, codes: SparseCodes, atoms: Tensor, mean: np.ndarray, live: np.ndarray
+) -> np.ndarray:
+    """Ordered pairs (j, k) failing the lower end min_{n ∈ Z_j} a_nk ≤ (1 − c_jk)ā_k: [F, 2].
+
+    It binds only when k is active on all of Z_j, i.e. Z_j ⊆ S_k, equivalently Z_k ⊆ S_j, which needs
+    |S_j| + |S_k| ≥ N, so one of the two (d below) is active on at least half the points. For each such d the
+    atoms active on every point of Z_d are found from the codes of those points; both orders are then tested.
+    An empty Z_j makes the hull empty: the pair fails.
+    """
+    N, K = codes.n_points, codes.n_atoms
+    rows, atom_of, values = codes.rows.numpy(), codes.cols.numpy(), codes.values.double().numpy()
+    counts = codes.counts.numpy()
+    is_live = np.zeros(K, dtype=bool)
+    is_live[live] = True
+    failing: list[tuple[int, int]] = []
+    for d in live[2 * counts[live] >= N]:
+        silent = np.ones(N, dtype=bool)
+        silent[cols.csc.indices[cols.indptr[d] : cols.indptr[d + 1]]] = False
+        on_silent = silent[rows]
+        cover_counts = np.bincount(atom_of[on_silent], minlength=K)
+        covers = np.flatnonzero((cover_counts == silent.sum()) & is_live)
+        covers = covers[covers != d]
+        if not len(covers):
+            continue
+        cos = (atoms[torch.from_numpy(covers)] @ atoms[int(d)]).numpy()
+        # (j = d, k = x): min of a_x over Z_d (every point of Z_d has x active).
+        lowest = np.full(K, np.inf)
+        np.minimum.at(lowest, atom_of[on_silent], values[on_silent])
+        bad = lowest[covers] > (1 - cos) * mean[covers]
+        failing += [(int(d), int(x)) for x in covers[bad]]
+        # (j = x, k = d): min of a_d over Z_x ⊆ S_d, walking d's codes upwards.
+        lowest_d = _first_where_silent(cols, covers, np.full(len(covers), d), K, highest=False, empty=np.inf)
+        bad = lowest_d > (1 - cos) * mean[d]
+        failing += [(int(x), int(d)) for x in covers[bad]]
+    return np.array(sorted(set(failing)), dtype=np.int64).reshape(-1, 2)
+
+
+def _no_live_atoms(form: str, started: float) -> PairwiseResult:
+    """The result for codes that are all zero: no pair to test."""
+    summary = PairwiseSummary(
+        form=form,
+        n_live_atoms=0,
+        n_pairs=0,
+        n_failing_pairs=0,
+        n_nested_pairs=0,
+        n_exception_pairs=0,
+        exception_margins=Distribution.of(torch.zeros(0)),
+        worst=[],
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    empty = torch.zeros((0, 2), dtype=torch.long)
+    extra = {name: torch.zeros(0) for name in ("exception_j", "exception_k", "exception_margin")}
+    return PairwiseResult(summary, empty, empty, torch.zeros(0, dtype=torch.float64), extra)
 
 
 def pair_cosines(atoms: Tensor, j: Tensor, k: Tensor, chunk: int = 1 << 14) -> Tensor:
@@ -171,6 +246,8 @@ def pairwise_hull_test(
     """
     started = time.perf_counter()
     K = codes.n_atoms
+    if codes.nnz == 0:
+        return _no_live_atoms("hull" if bias else "cone", started)
     # The blocked W·Wᵀ pass runs in float32 at SAE scale (K > 4096) and float64 below, where it is cheap.
     W = atoms.float() if atoms.shape[0] > EXACT_GRAM_ATOMS else atoms.double()
     mean = codes.mean.double().numpy()
@@ -224,7 +301,7 @@ def pairwise_hull_test(
             block_masked[r, np.searchsorted(live, c)] = np.inf
         arg = block_masked.argmin(axis=1)
         best_cos[ks] = block_masked[rows, arg]
-        best_partner[ks] = live[arg]
+        best_partner[ks] = np.where(np.isfinite(best_cos[ks]), live[arg], -1)
         if bias:
             r, c = np.nonzero(block_masked < threshold[ks][:, None])
             jj, kk = live[c], ks[r]
@@ -236,36 +313,23 @@ def pairwise_hull_test(
         anti_k.append(jj[upper])
         anti_c.append(block[r[upper], c[upper]])
     # Lower end of the 1-D hull: binds only when S_k ∪ S_j covers every point.
-    if bias:
-        dense_pairs = [
-            (int(j), int(k))
-            for k in live[counts[live] * 2 >= codes.n_points]
-            for j in live[counts[live] + counts[k] >= codes.n_points]
-            if j != k
-        ]
-        for j, k in dense_pairs:
-            lo_j, hi_j = cols.indptr[j], cols.indptr[j + 1]
-            pts_k, vals_k = codes.column(k, cols.csc)
-            silent_j = np.setdiff1d(np.arange(codes.n_points), cols.csc.indices[lo_j:hi_j], assume_unique=True)
-            if not np.isin(silent_j, pts_k, assume_unique=True).all():
-                continue  # some silent-j point has a_k = 0 ≤ bound
-            lowest = float(vals_k[np.isin(pts_k, silent_j, assume_unique=True)].min()) if len(silent_j) else np.inf
-            cos = float(W64[j] @ W64[k])
-            if lowest > (1 - cos) * mean[k]:
-                fail_keys.append(np.array([min(j, k) * K + max(j, k)]))
+    lower = _lower_end_failures(cols, codes, W64, mean, live) if bias else np.zeros((0, 2), dtype=np.int64)
+    fail_keys.append(np.minimum(lower[:, 0], lower[:, 1]) * K + np.maximum(lower[:, 0], lower[:, 1]))
+    lower_keys = set(fail_keys[-1].tolist())
     failing = np.unique(np.concatenate(fail_keys)) if fail_keys else np.zeros(0, dtype=np.int64)
     nested_keys = np.unique((np.minimum(exc_j, exc_k) * K + np.maximum(exc_j, exc_k))[exc_max <= 0])
 
     # Worst ordered pairs: exceptions and each atom's most anti-aligned non-exception partner.
     non_exc_k = live[best_partner[live] >= 0]
     non_exc_margin = margin(peak[non_exc_k], best_cos[non_exc_k], non_exc_k)
-    cand_j = np.concatenate([exc_j, best_partner[non_exc_k]])
-    cand_k = np.concatenate([exc_k, non_exc_k])
-    cand_m = np.concatenate([exc_margin, non_exc_margin])
+    cand_j = np.concatenate([exc_j, best_partner[non_exc_k], lower[:, 0]])
+    cand_k = np.concatenate([exc_k, non_exc_k, lower[:, 1]])
+    cand_m = np.concatenate([exc_margin, non_exc_margin, np.full(len(lower), -1.0)])
     if not bias:
-        cand_m = np.where(np.concatenate([exc_max, peak[non_exc_k]]) > 0, cand_m, -1.0)
+        cand_m = np.where(np.concatenate([exc_max, peak[non_exc_k], np.ones(len(lower))]) > 0, cand_m, -1.0)
     # Lowest margin first; among equal margins (e.g. every nested pair has −1) the better-supported atom first,
     # so a child active on hundreds of points outranks one active on a single point.
+    lower_pairs = {(int(key // K), int(key % K)) for key in lower_keys}
     order = np.lexsort((-counts[cand_k], cand_m))
     worst, seen = [], set()
     exc_lookup = dict(zip(exception_key.tolist(), exc_max.tolist(), strict=True))
@@ -275,7 +339,7 @@ def pairwise_hull_test(
         if key in seen:
             continue
         seen.add(key)
-        worst.append(_verdict(j, k, W64, mean, peak, counts, exc_lookup, bias))
+        worst.append(_verdict(j, k, W64, mean, peak, counts, exc_lookup, bias, key in lower_pairs))
         if len(worst) >= n_worst:
             break
     n_live = len(live)
@@ -314,6 +378,7 @@ def _verdict(
     counts: np.ndarray,
     exc: dict[int, float],
     bias: bool,
+    lower_end_fails: bool,
 ) -> PairVerdict:
     K = len(mean)
     cos = float(W[j] @ W[k])
@@ -329,7 +394,7 @@ def _verdict(
 
     mg_kj, mg_jk = margin(m_kj, k), margin(m_jk, j)
     nested = m_kj <= 0 or m_jk <= 0
-    passes = (mg_kj >= 0 and mg_jk >= 0) if bias else not (nested and cos < 1 - 1e-12)
+    passes = (mg_kj >= 0 and mg_jk >= 0 and not lower_end_fails) if bias else not (nested and cos < 1 - 1e-12)
     return PairVerdict(
         j=j,
         k=k,
@@ -341,6 +406,7 @@ def _verdict(
         margin_k_given_j=mg_kj,
         margin_j_given_k=mg_jk,
         nested=nested,
+        lower_end_fails=lower_end_fails,
         passes=passes,
     )
 
@@ -371,7 +437,10 @@ def hull_lp(
     Constraints are divided by ā_k (by ‖α_k‖₁ for the cone) so slacks are comparable; the LP minimises their
     ℓ₁ norm with HiGHS and reports it.
     """
-    neighbours = [k for k in neighbours if k != j]
+    mass_all = codes.mass
+    neighbours = [k for k in neighbours if k != j and mass_all[k] > 0]  # a dead atom's constraint reads 0 = 0
+    if not neighbours:
+        raise ValueError(f"atom {j} has no live neighbour to test the hull condition against")
     csc = codes.scipy_csc()
     silent_mask = np.ones(codes.n_points, dtype=bool)
     silent_mask[csc.indices[csc.indptr[j] : csc.indptr[j + 1]]] = False

@@ -8,6 +8,7 @@ rows (the normalised decoder rows of an SAE), codes ``A: [N, K] ≥ 0``, optiona
 Dorrell (arXiv 2606.02385).
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -50,9 +51,13 @@ class L1Dictionary:
 
 def check_lambda(lam: float) -> float:
     """λ must be a finite positive number."""
-    if not (isinstance(lam, int | float) and torch.isfinite(torch.tensor(float(lam))) and lam > 0):
+    try:
+        value = float(lam)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(lam, bool) or not math.isfinite(value) or value <= 0:
         raise DiagnosticsInputError(f"λ must be a finite positive number, got {lam!r}")
-    return float(lam)
+    return value
 
 
 def check_data(X: Tensor, dim: int | None = None, what: str = "data") -> Tensor:

@@ -43,6 +43,12 @@ class SparseCodes:
             offset += chunk.shape[0]
         return cls(torch.cat(rows), torch.cat(cols), torch.cat(values), offset, n_atoms)
 
+    def to(self, dtype: torch.dtype) -> "SparseCodes":
+        """The same codes with values of ``dtype``."""
+        if dtype == self.dtype:
+            return self
+        return SparseCodes(self.rows, self.cols, self.values.to(dtype), self.n_points, self.n_atoms)
+
     @property
     def nnz(self) -> int:
         return len(self.values)

@@ -5,9 +5,11 @@ With unlimited atoms, Σ_k‖w_k‖‖α_k‖₁ can be as small as Σ_n‖z_n�
     P_∞ = min_{Z, b} ½‖X − Z − 1bᵀ‖² + λ·Σ_n ‖z_n‖₂,
 
 solved by z_n = (1 − λ/‖x_n − b‖)_+ (x_n − b). Without a bias this is closed form; with one, b is the fixed point
-of Σ_n φ_λ(x_n − b) = 0, φ_λ(v) = v·min(1, λ/‖v‖) (a Huber location estimate), found by the alternating update
-b ← b + mean_n φ_λ(x_n − b). Every K-atom dictionary at the same λ has P_K ≥ P_∞; the optimum puts one atom on
-each ray (x_n − b)/‖x_n − b‖ of the points outside the λ-ball, so splitting stops once K reaches the number of rays.
+of Σ_n φ_λ(x_n − b) = 0, φ_λ(v) = v·min(1, λ/‖v‖) (a Huber location estimate), found by iteratively
+reweighted means b ← Σ_n ω_n x_n / Σ_n ω_n with ω_n = min(1, λ/‖x_n − b‖). The bound reported is the value of
+a feasible dual point, so it is a certified lower bound even if the iteration stops early. Every K-atom
+dictionary at the same λ has P_K ≥ P_∞; the optimum puts one atom on each ray (x_n − b)/‖x_n − b‖ of the points
+outside the λ-ball, so splitting stops once K reaches the number of rays.
 """
 
 from dataclasses import dataclass
@@ -22,8 +24,8 @@ from dictlab.diagnostics.problem import check_data, check_lambda
 class WideLimitSummary(BaseModel):
     """The convex bound P_∞ at λ and how a dictionary compares with it."""
 
-    value: float = Field(description="P_∞, a lower bound on (P_K) for every K at this λ.")
-    duality_gap: float = Field(description="P_∞ minus a feasible dual value (0 = certified optimal).")
+    value: float = Field(description="P_∞: a feasible dual value, a certified lower bound on (P_K) for every K.")
+    duality_gap: float = Field(description="Primal value at the computed b* minus the bound (0 = exact).")
     ball_fraction: float = Field(description="Share of points with ‖x_n − b*‖ ≤ λ: zero code in the limit.")
     iterations: int
     dictionary_loss: float | None = Field(None, description="(P_K) loss of the diagnosed dictionary.")
@@ -74,24 +76,27 @@ def wide_limit(X: Tensor, lam: float, *, bias: bool = True, tol: float = 1e-12, 
     iterations = 0
     if bias:
         for iterations in range(1, max_iter + 1):  # noqa: B007
-            V = X - b
-            step = (V - shrink(V, lam)).mean(dim=0)
-            b = b + step
-            if float(step.norm()) <= tol * max(1.0, float(b.norm())):
+            weights = (lam / (X - b).norm(dim=1).clamp_min(torch.finfo(X.dtype).tiny)).clamp_max(1)
+            new = (weights[:, None] * X).sum(dim=0) / weights.sum()
+            step = float((new - b).norm())
+            b = new
+            if step <= tol * max(1.0, float(b.norm())):
                 break
     V = X - b
     norms = V.norm(dim=1)
-    value = _huber_value(norms, lam)
+    primal = _huber_value(norms, lam)
     # Dual: max ⟨R, X⟩ − ½‖R‖² with ‖r_n‖ ≤ λ (and Σ r_n = 0 with a bias); R = φ_λ(X − b) made feasible.
     R = V - shrink(V, lam)
     if bias:
         R = R - R.mean(dim=0)
-        R = R * min(1.0, lam / float(R.norm(dim=1).max()))
+        largest = float(R.norm(dim=1).max())
+        if largest > lam:
+            R = R * (lam / largest)
     dual = float((R * X).sum() - 0.5 * R.pow(2).sum())
     return WideLimit(
-        value=value,
+        value=dual,
         bias=b if bias else None,
-        duality_gap=max(0.0, value - dual),
+        duality_gap=max(0.0, primal - dual),
         ball_fraction=float((norms <= lam).double().mean()),
         iterations=iterations,
     )
