@@ -158,13 +158,13 @@ def diagnose_codes(
             f"codes are [{codes.n_points}, {codes.n_atoms}] but data has {len(X)} rows and the dictionary "
             f"{dictionary.n_atoms} atoms"
         )
+    requested = torch.tensor(options.pairs, dtype=torch.long).reshape(-1, 2)
+    if len(requested) and (requested.min() < 0 or requested.max() >= dictionary.n_atoms):
+        raise DiagnosticsInputError(f"requested pairs {options.pairs} name atoms outside 0..{dictionary.n_atoms - 1}")
     generator = torch.Generator().manual_seed(options.seed)
     clock = Stopwatch()
     pairwise = pairwise_hull_test(codes, dictionary.atoms, bias=dictionary.bias is not None, n_worst=options.n_worst)
     clock.lap("pairwise")
-    requested = torch.tensor(options.pairs, dtype=torch.long).reshape(-1, 2)
-    if len(requested) and (requested.min() < 0 or requested.max() >= dictionary.n_atoms):
-        raise DiagnosticsInputError(f"requested pairs {options.pairs} name atoms outside 0..{dictionary.n_atoms - 1}")
     worst = torch.tensor([[v.j, v.k] for v in pairwise.summary.worst], dtype=torch.long).reshape(-1, 2)
     flagged = torch.cat([requested, pairwise.failing_pairs[:500], worst])
     both_ways = torch.cat([flagged, flagged.flip(1)]).unique(dim=0)
@@ -196,11 +196,8 @@ def diagnose_codes(
     limit = wide_limit(X, lam, bias=dictionary.bias is not None)
     clock.lap("wide_limit")
     eff = effective_lam
-    if eff is None:
-        try:
-            eff = effective_lambda(X, dictionary, codes)
-        except DiagnosticsInputError:
-            eff = None
+    if eff is None and codes.nnz:
+        eff = float(lam * arrays.g_active.median())  # median w_kᵀr_n over active entries
     report = DiagnosticsReport(
         source=source or {},
         problem=ProblemInfo(
