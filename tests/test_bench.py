@@ -2,11 +2,11 @@
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_helpers import run_dictlab
 from dictlab.data import DataView, GroundTruth, generate_lrb
 from dictlab.experiments import BenchPreset, BenchRequest, resolve_preset, run_spec
 from dictlab.experiments.bench import sweep_coefficients
@@ -18,19 +18,10 @@ REQUIRED_KEYS = {
 }  # fmt: skip
 
 
-def _dictlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from dictlab.cli.main import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.fixture(scope="module")
 def smoke_bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("bench")
-    return out, _dictlab("bench", "--preset", "smoke", "--out", str(out), "--no-progress")
+    return out, run_dictlab("bench", "--preset", "smoke", "--out", str(out), "--no-progress")
 
 
 def test_smoke_bench_writes_every_artifact(smoke_bench) -> None:
@@ -92,7 +83,7 @@ def test_smoke_bench_run_folders_load_with_their_ground_truth(smoke_bench) -> No
 def test_finished_bench_resumes_without_retraining(smoke_bench) -> None:
     out, _ = smoke_bench
     before = (out / "runs" / "topk" / "weights.safetensors").read_bytes()
-    proc = _dictlab("bench", "--preset", "smoke", "--out", str(out), "--no-progress", "--methods", "topk,relu")
+    proc = run_dictlab("bench", "--preset", "smoke", "--out", str(out), "--no-progress", "--methods", "topk,relu")
     assert proc.returncode == 0, proc.stderr
     assert "already finished" in proc.stdout + proc.stderr
     assert "relu-sweep: already finished" in proc.stdout + proc.stderr
@@ -100,16 +91,16 @@ def test_finished_bench_resumes_without_retraining(smoke_bench) -> None:
 
 
 def test_bench_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
-    proc = _dictlab("bench", "--preset", "smoke", "--out", str(tmp_path / "x"), "--methods", "topk,gelu")
+    proc = run_dictlab("bench", "--preset", "smoke", "--out", str(tmp_path / "x"), "--methods", "topk,gelu")
     assert proc.returncode != 0 and "unknown method(s) ['gelu']" in proc.stderr
     assert not (tmp_path / "x" / "results.json").exists()
-    proc = _dictlab("bench", "--preset", "smoke", "--out", str(tmp_path / "w"), "--anchor-terms", "rows")
+    proc = run_dictlab("bench", "--preset", "smoke", "--out", str(tmp_path / "w"), "--anchor-terms", "rows")
     assert proc.returncode != 0 and "'rows' is not one of 'both', 'encoder', 'decoder'" in proc.stderr
-    proc = _dictlab("bench", "--preset", "huge", "--out", str(tmp_path / "y"))
+    proc = run_dictlab("bench", "--preset", "huge", "--out", str(tmp_path / "y"))
     assert proc.returncode != 0 and "huge" in proc.stderr
     (tmp_path / "z").mkdir()
     (tmp_path / "z" / "bench.json").write_text("{broken")
-    proc = _dictlab("bench", "--preset", "smoke", "--out", str(tmp_path / "z"), "--methods", "topk")
+    proc = run_dictlab("bench", "--preset", "smoke", "--out", str(tmp_path / "z"), "--methods", "topk")
     assert proc.returncode != 0 and "bench.json is unreadable" in proc.stderr
 
 

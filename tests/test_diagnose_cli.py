@@ -1,8 +1,6 @@
 """`dictlab diagnose` end to end on a bench run folder and on a SAELens-format folder the test writes itself."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,22 +8,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from cli_helpers import run_dictlab
 from dictlab.diagnostics import DiagnosticsReport
-
-
-def _dictlab(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from dictlab.cli.main import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
 def bench_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bench")
-    proc = _dictlab("bench", "--preset", "smoke", "--methods", "relu,topk", "--no-sweep", "--out", str(out),
+    proc = run_dictlab("bench", "--preset", "smoke", "--methods", "relu,topk", "--no-sweep", "--out", str(out),
                     "--no-progress")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return out / "runs"
@@ -36,7 +26,7 @@ def _report(folder: Path) -> DiagnosticsReport:
 
 
 def test_diagnose_a_bench_run_folder(bench_runs: Path, tmp_path: Path) -> None:
-    proc = _dictlab("diagnose", str(bench_runs / "relu"), "--out", str(tmp_path))
+    proc = run_dictlab("diagnose", str(bench_runs / "relu"), "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     report = _report(tmp_path)
     coefficient = json.loads((bench_runs / "relu" / "cfg.json").read_text())["metadata"]["recipe"][
@@ -54,10 +44,10 @@ def test_diagnose_a_bench_run_folder(bench_runs: Path, tmp_path: Path) -> None:
 
 
 def test_diagnose_refuses_topk_without_lambda_and_explains(bench_runs: Path, tmp_path: Path) -> None:
-    proc = _dictlab("diagnose", str(bench_runs / "topk"), "--out", str(tmp_path))
+    proc = run_dictlab("diagnose", str(bench_runs / "topk"), "--out", str(tmp_path))
     assert proc.returncode != 0
     assert "no L1 term" in proc.stderr and "still applies" in proc.stderr and "--lam" in proc.stderr
-    proc = _dictlab("diagnose", str(bench_runs / "topk"), "--out", str(tmp_path), "--lam", "0.2",
+    proc = run_dictlab("diagnose", str(bench_runs / "topk"), "--out", str(tmp_path), "--lam", "0.2",
                     "--codes", "encoder")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert any("no L1 term" in note for note in _report(tmp_path).notes)
@@ -97,14 +87,14 @@ def test_diagnose_a_saelens_folder(tmp_path: Path) -> None:
     codes = (rng.random((500, 20)) < 0.15) * rng.uniform(0.5, 1.5, (500, 20))
     acts = (codes @ W_dec).astype(np.float32)
     np.save(tmp_path / "acts.npy", acts)
-    proc = _dictlab("diagnose", str(tmp_path / "sae"), "--data", str(tmp_path / "acts.npy"), "--out",
+    proc = run_dictlab("diagnose", str(tmp_path / "sae"), "--data", str(tmp_path / "acts.npy"), "--out",
                     str(tmp_path / "d"))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     report = _report(tmp_path / "d")
     assert report.source["format"] == "saelens"
     assert report.problem.lam_source.startswith("estimated")
     assert report.problem.n_points == 500 and report.problem.n_atoms == 20
-    proc = _dictlab("diagnose", str(tmp_path / "sae"), "--data", str(tmp_path / "acts.npy"), "--lam", "0.3",
+    proc = run_dictlab("diagnose", str(tmp_path / "sae"), "--data", str(tmp_path / "acts.npy"), "--lam", "0.3",
                     "--codes", "encoder", "--pairs", "0:1,2:3", "--out", str(tmp_path / "e"))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     report = _report(tmp_path / "e")
@@ -123,7 +113,7 @@ def test_diagnose_a_saelens_folder(tmp_path: Path) -> None:
 def test_diagnose_bad_data_gets_a_clear_error(tmp_path: Path, rows: np.ndarray, message: str) -> None:
     write_saelens_folder(tmp_path / "sae")
     np.save(tmp_path / "acts.npy", rows)
-    proc = _dictlab("diagnose", str(tmp_path / "sae"), "--data", str(tmp_path / "acts.npy"), "--out",
+    proc = run_dictlab("diagnose", str(tmp_path / "sae"), "--data", str(tmp_path / "acts.npy"), "--out",
                     str(tmp_path / "d"))  # fmt: skip
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
@@ -132,5 +122,5 @@ def test_diagnose_bad_data_gets_a_clear_error(tmp_path: Path, rows: np.ndarray, 
 
 def test_diagnose_without_data_for_a_foreign_folder_says_what_to_pass(tmp_path: Path) -> None:
     write_saelens_folder(tmp_path / "sae")
-    proc = _dictlab("diagnose", str(tmp_path / "sae"), "--out", str(tmp_path / "d"))
+    proc = run_dictlab("diagnose", str(tmp_path / "sae"), "--out", str(tmp_path / "d"))
     assert proc.returncode != 0 and "--data" in proc.stderr

@@ -41,16 +41,24 @@ def save_dictionary(model: SparseDictionary, folder: str | Path, metadata: dict[
     return folder
 
 
+def read_json_object(path: Path, error: type[ValueError], missing: str) -> dict[str, Any]:
+    """Parse a file holding one JSON object; ``error`` names the file (``missing`` says what its absence means)."""
+    if not path.is_file():
+        raise error(f"{path} is missing: {missing}")
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise error(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(obj, dict):
+        raise error(f"{path} must hold a JSON object, got {type(obj).__name__}")
+    return obj
+
+
 def read_run_config(folder: str | Path) -> dict[str, Any]:
     """Parse ``cfg.json`` of a run folder, with errors that name the file."""
     path = Path(folder) / CONFIG_FILE
-    if not path.is_file():
-        raise RunFolderError(f"{path} is missing: not a dictlab run folder")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunFolderError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(cfg, dict) or "dictionary" not in cfg:
+    cfg = read_json_object(path, RunFolderError, "not a dictlab run folder")
+    if "dictionary" not in cfg:
         raise RunFolderError(f"{path} has no 'dictionary' section")
     return cfg
 

@@ -20,6 +20,7 @@ from dictlab.atomic import atomic_path, atomic_write_text
 from dictlab.models.activations import BatchTopK, JumpReLU, Matryoshka
 from dictlab.models.config import DictionaryConfig
 from dictlab.models.dictionary import SparseDictionary
+from dictlab.models.io import read_json_object
 
 SAELENS_CONFIG_FILE = "cfg.json"
 SAELENS_WEIGHTS_FILE = "sae_weights.safetensors"
@@ -42,16 +43,7 @@ def read_saelens_config(folder: str | Path) -> dict[str, Any]:
 
     Only the JSON itself is checked here; :func:`load_saelens` validates the keys it needs.
     """
-    path = Path(folder) / SAELENS_CONFIG_FILE
-    if not path.is_file():
-        raise SAELensFormatError(f"{path} is missing: not a SAELens folder")
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise SAELensFormatError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(cfg, dict):
-        raise SAELensFormatError(f"{path} must hold a JSON object, got {type(cfg).__name__}")
-    return cfg
+    return read_json_object(Path(folder) / SAELENS_CONFIG_FILE, SAELensFormatError, "not a SAELens folder")
 
 
 def load_saelens(folder: str | Path, device: str | torch.device = "cpu") -> SparseDictionary:
