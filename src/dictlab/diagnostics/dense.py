@@ -3,9 +3,12 @@
 With a bias and a spare atom, no optimal atom is denser than ½: replacing (w, a) by (w, (a − m)_+) and
 (−w, (m − a)_+) with the median m, and moving the bias by m·w, keeps every reconstruction and lowers the L1 term
 from Σ a to Σ|a − m|. So a dense signed direction u is carried by an antipodal pair (u, −u) splitting the data
-near the median of the projection, each half active on about half the points. For any other atom k whose active
-points all have one of ±u active, E2 predicts c(u, w_k) = P_k(S₊) − P_k(S₋) (code-weighted shares of k's mass on
-each half).
+near the median of the projection, each half active on about half the points. For any other atom k, E2 with
+g_{+,n} = 1 on S₊, −1 on S₋ and |g_{+,n}| ≤ 1 elsewhere (C1 for both halves) predicts
+
+    |c(u, w_k) − (P_k(S₊) − P_k(S₋))| ≤ P_k(neither),
+
+with P_k(·) the code-weighted shares of k's mass on each half and on the points where neither half is active.
 """
 
 import torch
@@ -30,8 +33,11 @@ class AntipodalPair(BaseModel):
     density_minus: float
     bias_along_u: float | None = Field(description="b·u, the split point (u = w_plus); None without a bias.")
     median_projection: float = Field(description="median_n uᵀx_n; the theory puts the split near it.")
-    n_predicted_atoms: int = Field(description="Other atoms whose mass lies ≥ 99 % on S₊ ∪ S₋.")
-    prediction_max_error: float | None = Field(description="max |c(u, w_k) − (P_k(S₊) − P_k(S₋))| over those atoms.")
+    n_predicted_atoms: int = Field(description="Other live atoms with at least half their mass on S₊ ∪ S₋.")
+    prediction_max_error: float | None = Field(description="max over those atoms of |c(u, w_k) − (P_k(S₊) − P_k(S₋))|.")
+    prediction_max_excess: float | None = Field(
+        description="max over those atoms of (|c(u, w_k) − (P_k(S₊) − P_k(S₋))| − P_k(neither))_+; 0 at an optimum."
+    )
 
 
 class DenseSummary(BaseModel):
@@ -77,10 +83,11 @@ def dense_summary(
         either = torch.zeros(codes.n_atoms, dtype=torch.float64).index_add_(
             0, codes.cols, weights * (on_plus | on_minus)[codes.rows]
         )
-        covered = others & (mass > 0) & (either >= 0.99 * mass)
-        ids = torch.nonzero(covered).flatten()
+        ids = torch.nonzero(others & (mass > 0) & (either >= 0.5 * mass)).flatten()
         predicted = (plus_mass[ids] - minus_mass[ids]) / mass[ids]
+        neither = 1 - either[ids] / mass[ids]
         actual = W[ids] @ u
+        error = (actual - predicted).abs()
         pairs.append(
             AntipodalPair(
                 plus=p,
@@ -91,7 +98,8 @@ def dense_summary(
                 bias_along_u=None if bias is None else float(bias.double() @ u),
                 median_projection=float((X.double() @ u).median()),
                 n_predicted_atoms=len(ids),
-                prediction_max_error=float((actual - predicted).abs().max()) if len(ids) else None,
+                prediction_max_error=float(error.max()) if len(ids) else None,
+                prediction_max_excess=float((error - neither).clamp_min(0).max()) if len(ids) else None,
             )
         )
     return DenseSummary(
