@@ -3,6 +3,7 @@
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import BaseModel, Field
@@ -10,6 +11,7 @@ from torch import Tensor
 
 from dictlab.atomic import atomic_write_text
 from dictlab.diagnostics.summary import Check
+from dictlab.stopwatch import Stopwatch
 
 Echo = Callable[[str], None]
 
@@ -71,6 +73,14 @@ def write_outputs(out: Path, results: BaseModel, markdown: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", results.model_dump_json(indent=2) + "\n")
     atomic_write_text(out / "results.md", markdown.rstrip() + "\n")
+
+
+def finish(name: str, out: Path, results: Any, markdown: Callable[[Any], str], clock: Stopwatch, echo: Echo) -> None:
+    """Record the total time in ``results.seconds``, write both files and print the claims and where they went."""
+    results.seconds["total"] = clock.total
+    write_outputs(out, results, markdown(results))
+    echo_claims(results.claims, echo)
+    echo(f"{name} finished in {clock.total:.1f}s; results in {out}")
 
 
 @contextlib.contextmanager

@@ -21,12 +21,11 @@ from dictlab.experiments.optimality.common import (
     Echo,
     claim,
     claims_table,
-    echo_claims,
+    finish,
     markdown_table,
     orthonormal_rows,
     pct,
     uniform,
-    write_outputs,
 )
 from dictlab.report.figures import DEFAULT_DPI, PALETTE, _save
 from dictlab.stopwatch import Stopwatch
@@ -215,10 +214,7 @@ def run_dense_antipodal(config: DenseAntipodalConfig, out: Path, echo: Echo = pr
     results = DenseAntipodalResults(config=config, normal=normal, skewed=skewed, claims=[], seconds=clock.seconds)
     results.claims = dense_claims(results)
     plot_split_histograms(results, s, t, out / "figures" / "split_histograms.png")
-    results.seconds["total"] = clock.total
-    write_outputs(out, results, dense_markdown(results))
-    echo_claims(results.claims, echo)
-    echo(f"dense-antipodal finished in {clock.total:.1f}s; results in {out}")
+    finish("dense-antipodal", out, results, dense_markdown, clock, echo)
     return results
 
 

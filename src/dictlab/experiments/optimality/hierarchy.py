@@ -23,8 +23,7 @@ from dictlab.experiments.optimality.common import (
     TOLERANCE,
     Echo,
     conditions_hold,
-    echo_claims,
-    write_outputs,
+    finish,
 )
 from dictlab.experiments.optimality.hierarchy_models import (
     MATCH,
@@ -228,10 +227,7 @@ def run_hierarchy(config: HierarchyConfig, out: Path, echo: Echo = print) -> Hie
     figures = out / "figures"
     plot_parent_child_hulls(results, codes_of, figures / "pairwise_parent_child.png")
     plot_cosines(results, planted.names, figures / "cosines_to_gt.png")
-    results.seconds["total"] = clock.total
-    write_outputs(out, results, hierarchy_markdown(results))
-    echo_claims(results.claims, echo)
-    echo(f"hierarchy finished in {clock.total:.1f}s; results in {out}")
+    finish("hierarchy", out, results, hierarchy_markdown, clock, echo)
     return results
 
 

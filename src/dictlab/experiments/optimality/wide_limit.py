@@ -21,11 +21,10 @@ from dictlab.experiments.optimality.common import (
     Echo,
     claim,
     claims_table,
-    echo_claims,
+    finish,
     markdown_table,
     orthonormal_rows,
     uniform,
-    write_outputs,
 )
 from dictlab.report.figures import DEFAULT_DPI, PALETTE, _save
 from dictlab.stopwatch import Stopwatch
@@ -323,10 +322,7 @@ def run_wide_limit(config: WideLimitConfig, out: Path, echo: Echo = print) -> Wi
         clock.lap(sweep.name)
     results = WideLimitResults(config=config, sweeps=sweeps, claims=wide_claims(sweeps), seconds=clock.seconds)
     plot_width_sweep(results, out / "figures" / "width_sweep.png")
-    results.seconds["total"] = clock.total
-    write_outputs(out, results, wide_markdown(results))
-    echo_claims(results.claims, echo)
-    echo(f"wide-limit finished in {clock.total:.1f}s; results in {out}")
+    finish("wide-limit", out, results, wide_markdown, clock, echo)
     return results
 
 
