@@ -10,9 +10,11 @@ from pydantic import ValidationError
 from dictlab import __version__
 from dictlab.cli.options import model_from_options, options_from_model
 from dictlab.experiments.bench import BenchRequest, run_bench
+from dictlab.experiments.capture import CaptureConfig, run_capture
 from dictlab.experiments.diagnose import DiagnoseRequest, run_diagnose
 from dictlab.experiments.presets import PRESETS
 from dictlab.experiments.reproduce import REPRODUCTIONS, ReproduceRequest, reproduction_help, run_reproduction
+from dictlab.experiments.train_store import StoreTrainRequest, train_on_store
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
@@ -58,6 +60,32 @@ def reproduce(name: str, **options: object) -> None:
     try:
         request = model_from_options(ReproduceRequest, options)
         run_reproduction(name, request, echo=click.echo)  # type: ignore[arg-type]
+    except (ValueError, ValidationError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+
+
+@cli.command()
+@options_from_model(CaptureConfig)
+def capture(**options: object) -> None:
+    """Capture activations of a transformers model at one or more modules over a text corpus into a sharded
+    activation store (manifest.json + .npy shards). Re-running the same command resumes an interrupted capture.
+    Needs the lm extra."""
+    try:
+        config = model_from_options(CaptureConfig, options)
+        run_capture(config, echo=click.echo)  # type: ignore[arg-type]
+    except (ValueError, ValidationError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+
+
+@cli.command()
+@options_from_model(StoreTrainRequest)
+def train(**options: object) -> None:
+    """Train a sparse dictionary on an activation store, streaming shuffled batches from disk with a bounded
+    buffer; writes cfg.json + weights.safetensors (usable on raw activations), metrics.json and a resumable
+    train/ folder to --out."""
+    try:
+        request = model_from_options(StoreTrainRequest, options)
+        train_on_store(request, echo=click.echo)  # type: ignore[arg-type]
     except (ValueError, ValidationError, OSError) as err:
         raise click.ClickException(str(err)) from err
 

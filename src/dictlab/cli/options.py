@@ -40,8 +40,12 @@ def options_from_model(
                 continue
             click_type, is_flag = _click_type(field.annotation)
             flag = "--" + name.replace("_", "-")
-            default = field.get_default(call_default_factory=True)
             kwargs: dict[str, Any] = {"help": field.description, "show_default": True}
+            if field.is_required():
+                kwargs.update(type=click_type, required=True)
+                func = click.option(flag, name, **{**kwargs, **overrides.get(name, {})})(func)
+                continue
+            default = field.get_default(call_default_factory=True)
             if is_flag:
                 decls = [f"{flag}/--no-{name.replace('_', '-')}"]
                 kwargs.update(default=default)

@@ -105,6 +105,20 @@ class SparseDictionary(nn.Module):
         return DictionaryLoss(reconstruction, sparsity, pre, codes, x_hat)
 
     @torch.no_grad()
+    def fold_input_scale_(self, scale: float) -> None:
+        """Make a dictionary trained on ``scale · x`` act on raw ``x`` (in place; the output is in raw units too).
+
+        W_enc ← scale·W_enc, W_dec ← W_dec/scale, b_dec ← b_dec/scale; pre-activations, codes and thresholds are
+        unchanged, so every activation function behaves exactly as in training. Decoder rows end with norm
+        1/scale.
+        """
+        if not scale > 0:
+            raise ValueError(f"scale must be positive, got {scale}")
+        self.W_enc.mul_(scale)
+        self.W_dec.div_(scale)
+        self.b_dec.div_(scale)
+
+    @torch.no_grad()
     def normalize_decoder_(self) -> None:
         """Rescale every decoder row to unit norm (in place)."""
         self.W_dec /= self.W_dec.norm(dim=-1, keepdim=True).clamp_min(1e-12)

@@ -1,7 +1,7 @@
 """Training: one pass over shared batches updates one or several dictionaries."""
 
 from dictlab.training.anchoring import Anchors, AnchorTerms, anchor_loss
-from dictlab.training.batches import ShuffledBatches
+from dictlab.training.batches import BatchSource, ShuffledBatches
 from dictlab.training.config import RecipeConfig, TrainConfig
 from dictlab.training.dead_latents import FiringTracker, auxk_loss, resample_dead_latents
 from dictlab.training.trainer import Member, MemberSummary, Trainer, identity_view, read_training_log
@@ -9,6 +9,7 @@ from dictlab.training.trainer import Member, MemberSummary, Trainer, identity_vi
 __all__ = [
     "AnchorTerms",
     "Anchors",
+    "BatchSource",
     "FiringTracker",
     "Member",
     "MemberSummary",

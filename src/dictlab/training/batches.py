@@ -4,8 +4,23 @@ The batch of a step is a pure function of (seed, step), so a resumed run sees ex
 uninterrupted one would, with no iterator state to checkpoint.
 """
 
+from typing import Protocol
+
 import torch
 from torch import Tensor
+
+
+class BatchSource(Protocol):
+    """What the trainer draws from: in-memory :class:`ShuffledBatches` or a streamed activation store."""
+
+    batch_size: int
+
+    @property
+    def n_samples(self) -> int: ...
+
+    def batch(self, step: int) -> Tensor: ...
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor: ...
 
 
 class ShuffledBatches:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from dictlab.atomic import atomic_path
 from dictlab.models.dictionary import SparseDictionary
 from dictlab.training.anchoring import Anchors, anchor_loss
-from dictlab.training.batches import ShuffledBatches
+from dictlab.training.batches import BatchSource
 from dictlab.training.config import RecipeConfig, TrainConfig
 from dictlab.training.dead_latents import FiringTracker, auxk_loss, resample_dead_latents
 from dictlab.training.schedules import lr_multiplier, warmup_multiplier
@@ -124,7 +124,7 @@ class Trainer:
     def __init__(
         self,
         members: list[Member],
-        batches: ShuffledBatches,
+        batches: BatchSource,
         config: TrainConfig,
         workdir: str | Path | None = None,
         device: str | torch.device = "cpu",

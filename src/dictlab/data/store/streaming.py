@@ -1,0 +1,132 @@
+"""Shuffled mini-batches streamed from an activation store, with a held-out split, in bounded memory.
+
+Rows are grouped into fixed-size chunks of consecutive rows (a chunk may span two shards). A deterministic,
+seeded hash assigns each chunk to the training or the held-out split. Every epoch permutes the training chunks,
+loads ``buffer_chunks`` of them at a time into a buffer, shuffles the buffer's rows and serves batches from it.
+The batch of a step is a pure function of (seed, step), as for in-memory data, so a resumed training run sees
+exactly the batches of an uninterrupted one. Memory: one buffer (``buffer_rows × width`` float32) plus the model.
+"""
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from dictlab.data.store.reader import ActivationStore
+
+
+def split_chunks(n_chunks: int, holdout_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(training chunk ids, held-out chunk ids): a seeded random ``holdout_fraction`` of chunks, at least one when
+    the fraction is positive, never all of them."""
+    if not 0 <= holdout_fraction < 1:
+        raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
+    if n_chunks == 0:
+        raise ValueError("the store holds fewer rows than one chunk")
+    n_held = min(n_chunks - 1, math.ceil(holdout_fraction * n_chunks)) if holdout_fraction > 0 else 0
+    order = np.random.default_rng(seed).permutation(n_chunks)
+    held = sorted(order[:n_held].tolist())
+    return sorted(order[n_held:].tolist()), held
+
+
+class StoreBatches:
+    """Batch source over one module of an :class:`ActivationStore` (same interface as ``ShuffledBatches``).
+
+    Args:
+        store: the opened store (one module).
+        batch_size: rows per batch.
+        seed: seed of the epoch permutations and buffer shuffles.
+        buffer_rows: rows held in memory at once (rounded to whole chunks; larger = better mixing).
+        chunk_rows: rows per chunk, the unit of the held-out split and of the first shuffle.
+        holdout_fraction: share of chunks kept out of training (read them with :meth:`holdout`).
+        scale: every row is multiplied by this (activation normalisation; 1 = raw).
+        split_seed: seed of the train/held-out assignment (fixed per store so every run holds out the same rows).
+    """
+
+    def __init__(
+        self,
+        store: ActivationStore,
+        batch_size: int,
+        seed: int = 0,
+        buffer_rows: int = 262_144,
+        chunk_rows: int = 4096,
+        holdout_fraction: float = 0.05,
+        scale: float = 1.0,
+        split_seed: int = 0,
+    ) -> None:
+        if batch_size <= 0 or chunk_rows <= 0 or buffer_rows <= 0:
+            raise ValueError("batch_size, chunk_rows and buffer_rows must be positive")
+        if not math.isfinite(scale) or scale <= 0:
+            raise ValueError(f"scale must be a positive finite number, got {scale}")
+        self.store = store
+        self.batch_size = batch_size
+        self.seed = seed
+        self.chunk_rows = chunk_rows
+        self.scale = scale
+        self.train_chunks, self.held_chunks = split_chunks(store.n_rows // chunk_rows, holdout_fraction, split_seed)
+        self.buffer_chunks = max(1, math.ceil(max(buffer_rows, batch_size) / chunk_rows))
+        if self.n_samples < batch_size:
+            raise ValueError(f"batch_size {batch_size} exceeds the {self.n_samples} training rows of {store.root}")
+        groups = [
+            min(self.buffer_chunks, len(self.train_chunks) - g)
+            for g in range(0, len(self.train_chunks), self.buffer_chunks)
+        ]
+        self._batches_per_group = [n * chunk_rows // batch_size for n in groups]
+        self._group_starts = np.cumsum([0, *self._batches_per_group]).tolist()
+        self._key: tuple[int, int] | None = None
+        self._buffer = torch.empty(0)
+
+    @property
+    def n_samples(self) -> int:
+        """Training rows (whole chunks only; the store's last partial chunk is not used)."""
+        return len(self.train_chunks) * self.chunk_rows
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return int(self._group_starts[-1])
+
+    @property
+    def buffer_rows(self) -> int:
+        return self.buffer_chunks * self.chunk_rows
+
+    def _read_chunks(self, chunk_ids: list[int]) -> Tensor:
+        blocks = [self.store.read(c * self.chunk_rows, (c + 1) * self.chunk_rows) for c in chunk_ids]
+        rows = torch.from_numpy(np.concatenate(blocks)).float()
+        return rows.mul_(self.scale) if self.scale != 1.0 else rows
+
+    def _load(self, epoch: int, group: int) -> Tensor:
+        if self._key != (epoch, group):
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(len(self.train_chunks), generator=generator).tolist()
+            ids = [self.train_chunks[i] for i in order[group * self.buffer_chunks : (group + 1) * self.buffer_chunks]]
+            self._buffer = torch.empty(0)  # free the old buffer before reading the new one
+            rows = self._read_chunks(ids)
+            shuffle = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 7919 + group)
+            self._buffer = rows[torch.randperm(rows.shape[0], generator=shuffle)]
+            self._key = (epoch, group)
+        return self._buffer
+
+    def batch(self, step: int) -> Tensor:
+        """Rows of training step ``step``: [batch_size, width] float32."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        group = int(np.searchsorted(self._group_starts, position, side="right") - 1)
+        local = position - self._group_starts[group]
+        buffer = self._load(epoch, group)
+        return buffer[local * self.batch_size : (local + 1) * self.batch_size]
+
+    def sample(self, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` training rows from randomly chosen chunks (all rows of those chunks if fewer): [≤ n, width]."""
+        n_chunks = min(len(self.train_chunks), math.ceil(n / self.chunk_rows))
+        picks = torch.randperm(len(self.train_chunks), generator=generator)[:n_chunks].tolist()
+        rows = self._read_chunks([self.train_chunks[i] for i in picks])
+        return rows[torch.randperm(rows.shape[0], generator=generator)[:n]]
+
+    def holdout(self, max_rows: int | None = None) -> Tensor:
+        """Held-out rows (scaled like training batches): [≤ max_rows, width] float32."""
+        ids = self.held_chunks
+        if max_rows is not None:
+            ids = ids[: math.ceil(max_rows / self.chunk_rows)]
+        if not ids:
+            return torch.empty(0, self.store.width)
+        rows = self._read_chunks(ids)
+        return rows if max_rows is None else rows[:max_rows]

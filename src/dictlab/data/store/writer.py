@@ -1,0 +1,116 @@
+"""Append shards to an activation store so that a capture killed at any moment resumes without lost or
+duplicated rows.
+
+Commit protocol: the shard files of a commit (one per module plus the text index) are written atomically under
+their final names, then the manifest that lists them and advances the cursor replaces the old one atomically.
+A kill before the manifest is replaced leaves unlisted files, which :meth:`StoreWriter.open` deletes; the rows they
+held are captured again from the unchanged cursor.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dictlab.data.store.manifest import (
+    LABELS_FILE,
+    MANIFEST_FILE,
+    TEXT_INDEX_DIR,
+    ModuleEntry,
+    ShardEntry,
+    StoreDtype,
+    StoreError,
+    StoreManifest,
+    module_folder,
+    read_manifest,
+    shard_name,
+    write_manifest,
+)
+from dictlab.data.store.shards import write_shard
+
+
+class StoreWriter:
+    """Creates a store or reopens one for resuming; :meth:`commit` appends one shard per module."""
+
+    def __init__(self, root: Path, manifest: StoreManifest) -> None:
+        self.root = root
+        self.manifest = manifest
+
+    @classmethod
+    def open(
+        cls,
+        root: str | Path,
+        model: str,
+        modules: dict[str, int],
+        dtype: StoreDtype,
+        settings: dict[str, Any],
+        labels: np.ndarray,
+        label_names: list[str],
+    ) -> "StoreWriter":
+        """Create the store at ``root``, or reopen it if its manifest was made with the same model, modules and
+        settings (anything else is an error: a store never mixes captures). ``modules`` maps name → width."""
+        root = Path(root)
+        if (root / MANIFEST_FILE).exists():
+            manifest = read_manifest(root)
+            found = {m.name: m.width for m in manifest.modules}
+            if manifest.model != model or found != modules or manifest.dtype != dtype or manifest.settings != settings:
+                raise StoreError(
+                    f"{root} holds a different capture (model {manifest.model!r}, modules {found}, dtype "
+                    f"{manifest.dtype}, settings {manifest.settings}); choose a new --out to capture "
+                    f"model {model!r}, modules {modules}, dtype {dtype}, settings {settings}"
+                )
+            writer = cls(root, manifest)
+            writer._remove_uncommitted()
+            return writer
+        if root.exists() and any(root.iterdir()):
+            raise StoreError(f"{root} exists and is not an activation store; choose an empty or new folder")
+        entries = [ModuleEntry(name=name, folder=module_folder(name), width=width) for name, width in modules.items()]
+        manifest = StoreManifest(model=model, dtype=dtype, modules=entries, label_names=label_names, settings=settings)
+        root.mkdir(parents=True, exist_ok=True)
+        write_shard(root / LABELS_FILE, labels.astype(np.int64))
+        write_manifest(root, manifest)
+        return cls(root, manifest)
+
+    def _folders(self) -> list[Path]:
+        return [self.root / TEXT_INDEX_DIR] + [self.root / m.folder for m in self.manifest.modules]
+
+    def _remove_uncommitted(self) -> None:
+        committed = {s.file for s in self.manifest.shards}
+        for folder in self._folders():
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                if path.name not in committed:
+                    path.unlink()
+
+    def commit(
+        self, rows: dict[str, np.ndarray], text_index: np.ndarray, batches_done: int, texts_done: int, tokens_seen: int
+    ) -> None:
+        """Append one shard: ``rows[module]`` [n, width] for every module and the [n] text index, then advance the
+        cursor to ``batches_done`` / ``texts_done`` / ``tokens_seen`` (totals, not increments)."""
+        manifest = self.manifest
+        n = int(text_index.shape[0])
+        for entry in manifest.modules:
+            block = rows.get(entry.name)
+            if block is None or block.shape != (n, entry.width):
+                shape = None if block is None else list(block.shape)
+                raise StoreError(f"commit for module {entry.name!r}: expected [{n}, {entry.width}] rows, got {shape}")
+            if not np.isfinite(block).all():
+                raise StoreError(f"module {entry.name!r} produced NaN or Inf activations; nothing was written")
+        name = shard_name(len(manifest.shards))
+        if n:
+            write_shard(self.root / TEXT_INDEX_DIR / name, text_index.astype(np.int64))
+            for entry in manifest.modules:
+                block = rows[entry.name].astype(manifest.dtype, copy=False)
+                write_shard(self.root / entry.folder / name, block)
+                entry.stats.add(block)
+            manifest.shards.append(ShardEntry(file=name, rows=n))
+        manifest.batches_done = batches_done
+        manifest.texts_done = texts_done
+        manifest.tokens_seen = tokens_seen
+        write_manifest(self.root, manifest)
+
+    def finish(self) -> None:
+        """Mark the capture complete."""
+        self.manifest.complete = True
+        write_manifest(self.root, self.manifest)

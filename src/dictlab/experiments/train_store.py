@@ -1,0 +1,156 @@
+"""Train one dictionary on an activation store (``dictlab train --store``), streaming in bounded memory."""
+
+import json
+import math
+import resource
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from dictlab.atomic import atomic_write_text
+from dictlab.data.store import ActivationStore, StoreBatches
+from dictlab.metrics.reconstruction import fvu, l0
+from dictlab.models import DictionaryConfig, SparseDictionary, save_dictionary
+from dictlab.models.config import ActivationName
+from dictlab.training import Member, RecipeConfig, TrainConfig, Trainer
+
+METRICS_FILE = "metrics.json"
+
+
+class StoreTrainRequest(BaseModel):
+    """A dictionary to train on one module of an activation store."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store: Path = Field(description="Activation store folder written by dictlab capture.")
+    module: str | None = Field(None, description="Module of the store to train on (default: its only module).")
+    out: Path = Field(Path("runs/train"), description="Run folder (cfg.json, weights, metrics.json, train/).")
+    activation: ActivationName = Field("topk", description="Sparsifying nonlinearity.")
+    expansion: int = Field(8, gt=0, description="d_sae = expansion × width (ignored when d_sae is set).")
+    d_sae: int | None = Field(None, gt=0, description="Number of latents.")
+    k: int = Field(32, gt=0, description="Active latents for topk/batchtopk/matryoshka.")
+    sparsity_coefficient: float = Field(0.0, ge=0, description="ReLU L1 / JumpReLU L0 coefficient.")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate.")
+    batch_size: int = Field(4096, gt=0, description="Rows per step.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the training rows (ignored when steps is set).")
+    steps: int | None = Field(None, gt=0, description="Total steps.")
+    buffer_rows: int = Field(262_144, gt=0, description="Rows held in memory at once (the shuffle buffer).")
+    chunk_rows: int = Field(4096, gt=0, description="Rows per chunk: the unit of the held-out split and shuffle.")
+    holdout_fraction: float = Field(0.05, ge=0, lt=1, description="Share of chunks held out for evaluation.")
+    normalize: bool = Field(
+        True,
+        description="Train on x·sqrt(width)/rms‖x‖ (so E‖x‖² = width) and fold the scale into the saved weights.",
+    )
+    aux_coefficient: float = Field(1 / 32, ge=0, description="AuxK loss weight for the TopK family.")
+    seed: int = Field(0, description="Seed of initialisation and batch order.")
+    device: str = Field("cpu", description="cpu or cuda.")
+    progress: bool = Field(True, description="Show a progress bar.")
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _dictionary_config(request: StoreTrainRequest, width: int) -> DictionaryConfig:
+    topk_family = request.activation in ("topk", "batchtopk", "matryoshka")
+    return DictionaryConfig(
+        kind="sae",
+        d_in=width,
+        d_out=width,
+        d_sae=request.d_sae or request.expansion * width,
+        activation=request.activation,
+        k=request.k if topk_family else None,
+    )
+
+
+@torch.no_grad()
+def holdout_metrics(model: SparseDictionary, rows: torch.Tensor, batch: int = 8192) -> dict[str, float]:
+    """FVU, L0 and the fraction of latents that never fired on held-out rows [n, d]."""
+    if rows.shape[0] == 0:
+        return {}
+    fired = torch.zeros(model.d_sae, dtype=torch.bool)
+    x_hat, l0s = [], []
+    for start in range(0, rows.shape[0], batch):
+        codes = model.encode(rows[start : start + batch])
+        fired |= (codes != 0).any(dim=0).cpu()
+        l0s.append(l0(codes) * codes.shape[0])
+        x_hat.append(model.decode(codes))
+    return {
+        "fvu": fvu(rows, torch.cat(x_hat)),
+        "l0": sum(l0s) / rows.shape[0],
+        "dead_fraction": 1 - fired.float().mean().item(),
+        "rows": rows.shape[0],
+    }
+
+
+def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train, evaluate on the held-out chunks, save the run folder; resumes from ``out/train`` if present."""
+    store = ActivationStore(request.store, request.module)
+    stats = store.entry.stats
+    scale = math.sqrt(store.width) / stats.rms_norm if request.normalize and stats.rms_norm > 0 else 1.0
+    batches = StoreBatches(
+        store,
+        request.batch_size,
+        request.seed,
+        request.buffer_rows,
+        request.chunk_rows,
+        request.holdout_fraction,
+        scale,
+    )
+    cfg = _dictionary_config(request, store.width)
+    model = SparseDictionary(cfg, torch.Generator().manual_seed(request.seed))
+    recipe = RecipeConfig(
+        lr=request.lr,
+        sparsity_coefficient=request.sparsity_coefficient,
+        aux_coefficient=request.aux_coefficient if cfg.is_topk_family else 0.0,
+    )
+    train = TrainConfig(
+        batch_size=request.batch_size,
+        epochs=request.epochs,
+        steps=request.steps,
+        seed=request.seed,
+        progress=request.progress,
+        checkpoint_every=200,
+    )
+    echo(
+        f"{store.root} [{store.entry.name}]: {batches.n_samples:,} training rows, "
+        f"{sum(1 for _ in batches.held_chunks) * batches.chunk_rows:,} held out, width {store.width}, "
+        f"scale {scale:.4g}; buffer {batches.buffer_rows:,} rows"
+    )
+    trainer = Trainer([Member("sae", model, recipe)], batches, train, request.out / "train", request.device)
+    summary = trainer.fit()[0]
+    held = holdout_metrics(model.cpu(), batches.holdout(65_536))
+    model.fold_input_scale_(scale)
+    metadata = {
+        "store": str(request.store),
+        "module": store.entry.name,
+        "model": store.manifest.model,
+        "input_scale_folded": scale,
+        "recipe": recipe.model_dump(mode="json"),
+        "request": request.model_dump(mode="json"),
+    }
+    save_dictionary(model, request.out, metadata)
+    record = {
+        "module": store.entry.name,
+        "steps": summary.steps,
+        "samples_per_s": summary.samples_per_s,
+        "train_seconds": summary.train_seconds,
+        "training_rows": batches.n_samples,
+        "store_rows": store.n_rows,
+        "store_mib": store.n_rows * store.width * np.dtype(store.manifest.dtype).itemsize / 2**20,
+        "buffer_mib": batches.buffer_rows * store.width * 4 / 2**20,
+        "scale": scale,
+        "holdout": held,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    atomic_write_text(request.out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
+    echo(
+        f"held-out FVU {held.get('fvu', float('nan')):.4f}, L0 {held.get('l0', float('nan')):.1f}, dead "
+        f"{held.get('dead_fraction', float('nan')):.1%}; peak RSS {record['peak_rss_mib']:.0f} MiB -> {request.out}"
+    )
+    return record

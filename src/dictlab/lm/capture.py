@@ -1,0 +1,197 @@
+"""Capture activations of a transformers model into an activation store (``dictlab capture``).
+
+Forward hooks on every requested module collect their outputs in one forward pass; the pass stops right after the
+last hooked module fires, so later blocks and the LM head never run. Texts are shuffled (seeded), then sorted by
+token length inside windows of ``bucket_batches`` batches, which removes most padding while keeping the store's
+order mixed. Padding, special tokens and the first ``skip_first`` positions of every text are dropped (see
+:mod:`dictlab.lm.positions`). The batch sequence is a pure function of the corpus and the settings, and the store's
+cursor counts committed batches, so a killed capture re-run with the same command resumes exactly where its last
+committed shard ended.
+"""
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from dictlab.data.store import StoreManifest, StoreWriter
+from dictlab.lm.capture_config import TORCH_DTYPES, CaptureConfig
+from dictlab.lm.loading import LanguageModel, load_language_model
+from dictlab.lm.modules import output_tensor, resolve_modules
+from dictlab.lm.positions import kept_positions
+
+
+class _StopForward(Exception):
+    """Raised by the last hook: everything needed has been captured."""
+
+
+def batch_plan(lengths: list[int], batch_size: int, bucket_batches: int, seed: int) -> list[list[int]]:
+    """Text indices of every forward batch: shuffle, then sort by length within windows of ``bucket_batches``."""
+    order = np.random.default_rng(seed).permutation(len(lengths))
+    window = batch_size * bucket_batches
+    batches = []
+    for start in range(0, len(order), window):
+        bucket = sorted(order[start : start + window].tolist(), key=lambda i: lengths[i])
+        batches.extend(bucket[b : b + batch_size] for b in range(0, len(bucket), batch_size))
+    return batches
+
+
+class ActivationCatcher:
+    """Forward hooks that keep the output hidden states of ``names`` and stop the pass after the last one."""
+
+    def __init__(self, model: torch.nn.Module, names: list[str]) -> None:
+        self.names = names
+        self.outputs: dict[str, Tensor] = {}
+        self._handles = [model.get_submodule(n).register_forward_hook(self._hook(n)) for n in names]
+
+    def _hook(self, name: str) -> Callable[..., None]:
+        def hook(_module: torch.nn.Module, _inputs: object, output: object) -> None:
+            self.outputs.setdefault(name, output_tensor(output))
+            if len(self.outputs) == len(self.names):
+                raise _StopForward
+
+        return hook
+
+    def run(self, model: torch.nn.Module, **inputs: Tensor) -> dict[str, Tensor]:
+        """Forward ``inputs`` and return {module: hidden states [batch, seq, width]}."""
+        self.outputs = {}
+        with contextlib.suppress(_StopForward):
+            model(**inputs)
+        missing = [n for n in self.names if n not in self.outputs]
+        if missing:
+            raise RuntimeError(f"modules {missing} did not run in the forward pass")
+        return self.outputs
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def module_widths(lm: LanguageModel, names: list[str], device: str) -> dict[str, int]:
+    """Output width of every module, from one forward pass on a short text."""
+    batch = lm.tokenizer(["width probe"], return_tensors="pt")
+    catcher = ActivationCatcher(lm.model, names)
+    try:
+        with torch.inference_mode():
+            outputs = catcher.run(
+                lm.model, input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+            )
+    finally:
+        catcher.remove()
+    return {name: int(outputs[name].shape[-1]) for name in names}
+
+
+def _encoded_batches(
+    lm: LanguageModel, texts: list[str], plan: list[list[int]], config: CaptureConfig, first: int
+) -> Iterator[tuple[int, list[int], dict[str, Tensor]]]:
+    """(batch number, text ids, tokenizer output) of every batch from ``first`` on."""
+    for number in range(first, len(plan)):
+        ids = plan[number]
+        encoded = lm.tokenizer(
+            [texts[i] for i in ids],
+            padding=True,
+            truncation=True,
+            max_length=config.max_length,
+            return_special_tokens_mask=True,
+            return_tensors="pt",
+        )
+        yield number, ids, encoded
+
+
+def capture(config: CaptureConfig, echo: Callable[[str], None] = print) -> StoreManifest:
+    """Run (or resume) a capture; returns the final manifest."""
+    from dictlab.data.corpora import load_corpus
+
+    corpus = load_corpus(config.corpus)
+    texts = corpus.texts[: config.max_texts] if config.max_texts else corpus.texts
+    lm = load_language_model(config.model, TORCH_DTYPES[config.model_dtype], config.device)
+    names = resolve_modules(lm.model, list(config.module))
+    widths = module_widths(lm, names, config.device)
+    writer = StoreWriter.open(
+        config.out,
+        lm.name,
+        widths,
+        config.dtype,
+        config.settings(),
+        np.asarray(corpus.labels[: len(texts)]),
+        corpus.label_names,
+    )
+    manifest = writer.manifest
+    if manifest.complete or (config.max_tokens is not None and manifest.tokens_seen >= config.max_tokens):
+        writer.finish()
+        echo(f"{config.out}: capture already complete ({manifest.rows:,} rows)")
+        return manifest
+    lengths = [len(ids) for ids in lm.tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]]
+    plan = batch_plan(lengths, config.batch_size, config.bucket_batches, config.seed)
+    if manifest.batches_done:
+        echo(f"{config.out}: resuming after batch {manifest.batches_done} ({manifest.rows:,} rows committed)")
+    buffers: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    index_buffer: list[np.ndarray] = []
+    buffered = 0
+    tokens, texts_done = manifest.tokens_seen, manifest.texts_done
+    catcher = ActivationCatcher(lm.model, names)
+    bar = tqdm(
+        total=config.max_tokens,
+        initial=tokens,
+        unit="tok",
+        unit_scale=True,
+        disable=not config.progress,
+        desc=f"capture {','.join(names)}",
+        dynamic_ncols=True,
+    )
+
+    def commit(batches_done: int) -> None:
+        nonlocal buffered
+        rows = {n: np.concatenate(b) if b else np.empty((0, widths[n]), np.float32) for n, b in buffers.items()}
+        index = np.concatenate(index_buffer) if index_buffer else np.empty(0, np.int64)
+        writer.commit(rows, index, batches_done, texts_done, tokens)
+        for b in buffers.values():
+            b.clear()
+        index_buffer.clear()
+        buffered = 0
+
+    try:
+        with torch.inference_mode(), bar:
+            for number, ids, encoded in _encoded_batches(lm, texts, plan, config, manifest.batches_done):
+                keep = kept_positions(
+                    encoded["attention_mask"], encoded["special_tokens_mask"], config.skip_first, config.drop_special
+                )
+                outputs = catcher.run(
+                    lm.model,
+                    input_ids=encoded["input_ids"].to(config.device),
+                    attention_mask=encoded["attention_mask"].to(config.device),
+                )
+                keep_dev = keep.to(config.device)
+                text_ids = torch.as_tensor(ids).unsqueeze(1).expand_as(keep)
+                if config.pool == "mean":
+                    has = keep.any(dim=1)
+                    weights = keep.to(config.device, torch.float32)
+                    weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1)
+                    for name in names:
+                        pooled = torch.einsum("bs,bsd->bd", weights, outputs[name].float())
+                        buffers[name].append(pooled[has.to(config.device)].cpu().numpy())
+                    index_buffer.append(torch.as_tensor(ids)[has].numpy())
+                    new_rows = int(has.sum())
+                else:
+                    for name in names:
+                        buffers[name].append(outputs[name][keep_dev].float().cpu().numpy())
+                    index_buffer.append(text_ids[keep].numpy())
+                    new_rows = int(keep.sum())
+                tokens += int(keep.sum())
+                texts_done += len(ids)
+                buffered += new_rows
+                bar.update(int(keep.sum()))
+                last = config.max_tokens is not None and tokens >= config.max_tokens
+                if buffered >= config.shard_rows or last or number == len(plan) - 1:
+                    commit(number + 1)
+                if last:
+                    break
+    finally:
+        catcher.remove()
+    writer.finish()
+    m = writer.manifest
+    echo(f"{config.out}: {m.rows:,} rows from {m.texts_done:,} texts, modules {', '.join(names)}")
+    return m

@@ -1,0 +1,148 @@
+"""Activation store: commits, resume after an interrupted commit, validation of shards, streamed batches."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dictlab.data.store import ActivationStore, StoreBatches, StoreError, StoreWriter, read_manifest, split_chunks
+
+WIDTH = 6
+
+
+def _write_store(root: Path, shard_sizes: list[int], seed: int = 0) -> np.ndarray:
+    """A one-module store whose row r is filled so that rows are identifiable; returns all rows in order."""
+    rng = np.random.default_rng(seed)
+    writer = StoreWriter.open(root, "toy", {"blocks.0": WIDTH}, "float32", {"s": 1}, np.arange(4), list("abcd"))
+    rows, start = [], 0
+    for i, n in enumerate(shard_sizes):
+        block = rng.normal(size=(n, WIDTH)).astype(np.float32)
+        block[:, 0] = np.arange(start, start + n)  # column 0 = global row id
+        writer.commit({"blocks.0": block}, np.arange(start, start + n) % 4, i + 1, start + n, start + n)
+        rows.append(block)
+        start += n
+    writer.finish()
+    return np.concatenate(rows)
+
+
+def test_rows_read_back_across_shards_with_stats(tmp_path: Path) -> None:
+    rows = _write_store(tmp_path / "s", [5, 7, 3])
+    store = ActivationStore(tmp_path / "s")
+    assert store.n_rows == 15 and store.width == WIDTH
+    np.testing.assert_array_equal(store.read(3, 13), rows[3:13])  # spans three shards
+    np.testing.assert_array_equal(store.text_index(), np.arange(15) % 4)
+    np.testing.assert_array_equal(store.labels(), np.arange(15) % 4)
+    stats = store.entry.stats
+    np.testing.assert_allclose(stats.mean, rows.astype(np.float64).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(stats.rms_norm, np.sqrt((np.linalg.norm(rows, axis=1) ** 2).mean()), rtol=1e-6)
+    assert stats.norm_max == pytest.approx(np.linalg.norm(rows, axis=1).max(), rel=1e-6)
+    with pytest.raises(IndexError):
+        store.read(10, 16)
+
+
+def test_reopen_removes_uncommitted_shards_and_continues(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    _write_store(root, [4, 4])
+    manifest = read_manifest(root)
+    manifest.complete = False
+    orphan = root / "blocks.0" / "shard-000002.npy"  # written, but the kill came before the manifest update
+    np.save(orphan, np.zeros((3, WIDTH), np.float32))
+    np.save(root / "text_index" / "shard-000002.npy", np.zeros(3, np.int64))
+    writer = StoreWriter.open(root, "toy", {"blocks.0": WIDTH}, "float32", {"s": 1}, np.arange(4), list("abcd"))
+    assert not orphan.exists()
+    assert writer.manifest.batches_done == 2 and writer.manifest.rows == 8
+    writer.commit({"blocks.0": np.ones((2, WIDTH), np.float32)}, np.zeros(2), 3, 10, 10)
+    assert ActivationStore(root).n_rows == 10
+
+
+def test_reopen_with_other_settings_is_refused(tmp_path: Path) -> None:
+    _write_store(tmp_path / "s", [4])
+    with pytest.raises(StoreError, match="different capture"):
+        StoreWriter.open(tmp_path / "s", "toy", {"blocks.0": WIDTH}, "float32", {"s": 2}, np.arange(4), list("abcd"))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("x")
+    with pytest.raises(StoreError, match="not an activation store"):
+        StoreWriter.open(tmp_path / "other", "toy", {"b": 2}, "float32", {}, np.arange(1), ["a"])
+
+
+def test_nan_rows_are_refused_and_nothing_is_written(tmp_path: Path) -> None:
+    writer = StoreWriter.open(tmp_path / "s", "toy", {"b": 2}, "float32", {}, np.arange(1), ["a"])
+    with pytest.raises(StoreError, match="NaN"):
+        writer.commit({"b": np.array([[np.nan, 0.0]], np.float32)}, np.zeros(1), 1, 1, 1)
+    assert ActivationStore(tmp_path / "s", "b").n_rows == 0
+    assert not (tmp_path / "s" / "b").exists()
+
+
+def test_truncated_corrupt_and_missing_shards_are_named(tmp_path: Path) -> None:
+    root = tmp_path / "s"
+    _write_store(root, [5, 5])
+    shard = root / "blocks.0" / "shard-000001.npy"
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) - 16])
+    with pytest.raises(StoreError, match=r"shard-000001\.npy.*truncated or corrupt"):
+        ActivationStore(root)
+    shard.write_bytes(b"not a numpy file at all")
+    with pytest.raises(StoreError, match=r"shard-000001\.npy"):
+        ActivationStore(root)
+    shard.unlink()
+    with pytest.raises(StoreError, match=r"shard-000001\.npy is missing"):
+        ActivationStore(root)
+    (root / "manifest.json").write_text("{ broken")
+    with pytest.raises(StoreError, match=r"manifest\.json is not valid JSON"):
+        ActivationStore(root)
+    with pytest.raises(StoreError, match="not an activation store"):
+        ActivationStore(tmp_path / "nowhere")
+
+
+def test_unknown_or_ambiguous_module(tmp_path: Path) -> None:
+    writer = StoreWriter.open(tmp_path / "s", "toy", {"a": 2, "b": 3}, "float32", {}, np.arange(1), ["x"])
+    writer.commit({"a": np.ones((1, 2), np.float32), "b": np.ones((1, 3), np.float32)}, np.zeros(1), 1, 1, 1)
+    with pytest.raises(StoreError, match="choose one"):
+        ActivationStore(tmp_path / "s")
+    with pytest.raises(StoreError, match="no module 'c'"):
+        ActivationStore(tmp_path / "s", "c")
+    assert ActivationStore(tmp_path / "s", "b").width == 3
+
+
+def test_split_chunks_is_deterministic_and_disjoint() -> None:
+    train, held = split_chunks(40, 0.1, seed=3)
+    assert len(held) == 4 and not set(train) & set(held) and sorted(train + held) == list(range(40))
+    assert split_chunks(40, 0.1, seed=3) == (train, held)
+    assert split_chunks(3, 0.0, seed=0) == ([0, 1, 2], [])
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        split_chunks(3, 1.0, seed=0)
+
+
+def test_streamed_batches_cover_every_training_row_once_per_epoch(tmp_path: Path) -> None:
+    rows = _write_store(tmp_path / "s", [37, 50, 41, 64, 48])  # 240 rows; chunks of 16 span shards
+    store = ActivationStore(tmp_path / "s")
+    batches = StoreBatches(store, batch_size=8, seed=1, buffer_rows=48, chunk_rows=16, holdout_fraction=0.2)
+    assert batches.n_samples == 16 * len(batches.train_chunks) == 192 and batches.buffer_rows == 48
+    seen = torch.cat([batches.batch(s) for s in range(batches.steps_per_epoch)])
+    ids = seen[:, 0].long()
+    expected = torch.cat([torch.arange(c * 16, (c + 1) * 16) for c in batches.train_chunks])
+    assert torch.equal(ids.sort().values, expected.sort().values)  # each training row exactly once
+    torch.testing.assert_close(seen, torch.from_numpy(rows[ids.numpy()]))
+    held_ids = set(batches.holdout()[:, 0].long().tolist())
+    assert len(held_ids) == 48 and not held_ids & set(ids.tolist())
+    assert not torch.equal(ids, expected)  # shuffled
+    second = torch.cat([batches.batch(batches.steps_per_epoch + s) for s in range(batches.steps_per_epoch)])
+    assert not torch.equal(second[:, 0], seen[:, 0])  # a new order each epoch
+
+
+def test_batches_are_a_pure_function_of_seed_and_step(tmp_path: Path) -> None:
+    _write_store(tmp_path / "s", [100, 100])
+    store = ActivationStore(tmp_path / "s")
+    first = StoreBatches(store, batch_size=10, seed=5, buffer_rows=40, chunk_rows=20, holdout_fraction=0.1)
+    fresh = StoreBatches(store, batch_size=10, seed=5, buffer_rows=40, chunk_rows=20, holdout_fraction=0.1)
+    steps = [0, 13, 3, 30, 13]  # out of order and repeated: what a resumed run does
+    for step in steps:
+        torch.testing.assert_close(first.batch(step), fresh.batch(step))
+    other = StoreBatches(store, batch_size=10, seed=6, buffer_rows=40, chunk_rows=20, holdout_fraction=0.1)
+    assert not torch.equal(other.batch(0), first.batch(0))
+    assert first._buffer.shape[0] <= 40  # memory: one buffer
+    scaled = StoreBatches(store, batch_size=10, seed=5, buffer_rows=40, chunk_rows=20, holdout_fraction=0.1, scale=2)
+    torch.testing.assert_close(scaled.batch(3), 2 * first.batch(3))
+    with pytest.raises(ValueError, match="exceeds"):
+        StoreBatches(store, batch_size=500, chunk_rows=20)
