@@ -90,12 +90,18 @@ def test_apply_b_dec_to_input_false_round_trips(tmp_path: Path) -> None:
         assert torch.equal(loaded(x), model(x))
 
 
-def test_batchtopk_exports_as_jumprelu_with_identical_eval_codes(tmp_path: Path) -> None:
-    model = _model("batchtopk")
+def _thresholded(activation: str) -> SparseDictionary:
+    """A BatchTopK-family model whose inference threshold has been set by a training-mode forward pass."""
+    model = _model(activation)
     model.train()
     with torch.no_grad():
-        model.encode(_inputs(256))  # sets the inference threshold
-    model.eval()
+        model.encode(_inputs(256))
+    return model.eval()
+
+
+@pytest.mark.parametrize("activation", ["batchtopk", "matryoshka"])
+def test_batchtopk_family_exports_as_jumprelu_with_identical_eval_codes(tmp_path: Path, activation: str) -> None:
+    model = _thresholded(activation)
     threshold = float(model.activation.threshold)
     assert threshold >= 0
     folder = save_saelens(model, tmp_path / "sae")
@@ -121,7 +127,6 @@ def test_batchtopk_without_threshold_is_refused(tmp_path: Path) -> None:
     [
         ({"kind": "transcoder", "d_out": 7, "activation": "relu", "apply_b_dec_to_input": False}, "transcoder"),
         ({"kind": "crosscoder", "n_sources": 2, "activation": "relu"}, "crosscoder"),
-        ({"activation": "matryoshka", "k": 5}, "matryoshka"),
     ],
 )
 def test_unsupported_exports_are_refused(tmp_path: Path, kwargs: dict, match: str) -> None:
@@ -281,12 +286,14 @@ def test_half_precision_weights_are_widened(tmp_path: Path) -> None:
     assert loaded.W_enc.dtype == torch.float32
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sae_lens") is None, reason="sae_lens is not installed")
-@pytest.mark.parametrize("activation", ["relu", "topk", "jumprelu"])
+@pytest.mark.skipif(
+    importlib.util.find_spec("sae_lens") is None, reason="sae-lens is not installed (the dev extra installs it)"
+)
+@pytest.mark.parametrize("activation", ["relu", "topk", "jumprelu", "batchtopk", "matryoshka"])
 def test_sae_lens_loads_the_export(tmp_path: Path, activation: str) -> None:
     from sae_lens import SAE
 
-    model = _model(activation)
+    model = _thresholded(activation) if activation in ("batchtopk", "matryoshka") else _model(activation)
     folder = save_saelens(model, tmp_path / "sae", metadata={"model_name": "gpt2", "hook_name": "blocks.0.hook"})
     sae = SAE.load_from_disk(str(folder), device="cpu")
     x = _inputs()

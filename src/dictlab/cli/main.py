@@ -12,6 +12,8 @@ from dictlab.cli.options import model_from_options, options_from_model
 from dictlab.experiments.bench import BenchRequest, run_bench
 from dictlab.experiments.capture import CaptureConfig, run_capture
 from dictlab.experiments.diagnose import DiagnoseRequest, run_diagnose
+from dictlab.experiments.in_model import InModelRequest, run_in_model_eval
+from dictlab.experiments.interop import export_saelens, import_saelens
 from dictlab.experiments.presets import PRESETS
 from dictlab.experiments.reproduce import REPRODUCTIONS, ReproduceRequest, reproduction_help, run_reproduction
 from dictlab.experiments.train_store import StoreTrainRequest, train_on_store
@@ -51,8 +53,8 @@ def diagnose(folder: Path, **options: object) -> None:
 
 
 @cli.command(
-    help="Reproduce a numerical experiment of the optimality theory; writes results.json, results.md and "
-    "figures/ to --out.\n\n\b\nNAME is one of:\n" + reproduction_help()
+    help="Reproduce an experiment (optimality theory, real-activation anchoring); writes results.json, "
+    "results.md and figures/ to --out.\n\n\b\nNAME is one of:\n" + reproduction_help()
 )
 @click.argument("name", type=click.Choice(list(REPRODUCTIONS)))
 @options_from_model(ReproduceRequest)
@@ -90,7 +92,49 @@ def train(**options: object) -> None:
         raise click.ClickException(str(err)) from err
 
 
+@cli.command("eval-in-model")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@options_from_model(InModelRequest, exclude=("folder",))
+def eval_in_model(folder: Path, **options: object) -> None:
+    """Splice the SAE in FOLDER into its causal LM at its module and report the next-token cross-entropy
+    increase, the KL to the clean model and the CE loss recovered (vs zero ablation). Needs the lm extra."""
+    try:
+        request = model_from_options(InModelRequest, {"folder": folder, **options})
+        run_in_model_eval(request, echo=click.echo)  # type: ignore[arg-type]
+    except (ValueError, ValidationError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+
+
+@cli.command("export-saelens")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--model-name", help="SAELens metadata.model_name (default: the model the run was trained on).")
+@click.option("--hook-name", help="SAELens metadata.hook_name (default: the module the run was trained on).")
+def export_saelens_command(run: Path, out: Path, model_name: str | None, hook_name: str | None) -> None:
+    """Write the SAE of dictlab run folder RUN as a SAELens v6 folder OUT (cfg.json + sae_weights.safetensors):
+    relu → standard, topk → topk, jumprelu/batchtopk/matryoshka → jumprelu (same inference codes)."""
+    try:
+        click.echo(f"wrote {export_saelens(run, out, model_name, hook_name)}")
+    except (ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+
+
+@cli.command("import-saelens")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(path_type=Path))
+def import_saelens_command(folder: Path, out: Path) -> None:
+    """Convert the SAELens SAE folder FOLDER (standard, topk or jumprelu) into a dictlab run folder OUT."""
+    try:
+        click.echo(f"wrote {import_saelens(folder, out)}")
+    except (ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+
+
 def main() -> None:
     """Console-script entry point."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     cli(prog_name="dictlab")
+
+
+if __name__ == "__main__":
+    main()

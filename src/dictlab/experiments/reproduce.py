@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dictlab.experiments.optimality import dense_antipodal, hierarchy, wide_limit
 from dictlab.experiments.optimality.common import Echo, single_thread
+from dictlab.experiments.real import anchoring
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class Reproduction:
     """Config class: ``config(seed=s)`` is the full run, ``config.quick(s)`` the reduced one."""
     run: Callable[[Any, Path, Echo], BaseModel]
     description: str
+    single_threaded: bool = True
+    """Tiny problems run fastest on one thread; model forwards and SAE training want all cores."""
 
 
 REPRODUCTIONS: dict[str, Reproduction] = {
@@ -39,6 +42,13 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         dense_antipodal.DenseAntipodalConfig,
         dense_antipodal.run_dense_antipodal,
         "dense signed direction → antipodal pair split at the median (ref. §10 Exp 3)",
+    ),
+    "real-anchoring": Reproduction(
+        anchoring.RealAnchoringConfig,
+        anchoring.run_real_anchoring,
+        "class-mean anchors on MiniLM sentence embeddings of WordNet glosses, 26 lexnames (Tang et al. Table 2); "
+        "needs the lm extra",
+        single_threaded=False,
     ),
 }
 
@@ -66,5 +76,7 @@ def run_reproduction(name: str, request: ReproduceRequest, echo: Echo = print) -
         raise ValueError(f"--out {out} exists and is not a folder")
     entry = REPRODUCTIONS[name]
     config = entry.config.quick(request.seed) if request.quick else entry.config(seed=request.seed)
+    if not entry.single_threaded:
+        return entry.run(config, out, echo)
     with single_thread():  # these problems are tiny: extra threads only add overhead
         return entry.run(config, out, echo)

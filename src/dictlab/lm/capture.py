@@ -106,6 +106,8 @@ def capture(config: CaptureConfig, echo: Callable[[str], None] = print) -> Store
     from dictlab.data.corpora import load_corpus
 
     corpus = load_corpus(config.corpus)
+    if config.max_per_class:
+        corpus = corpus.balanced(config.max_per_class, config.seed)
     texts = corpus.texts[: config.max_texts] if config.max_texts else corpus.texts
     lm = load_language_model(config.model, TORCH_DTYPES[config.model_dtype], config.device)
     names = resolve_modules(lm.model, list(config.module))

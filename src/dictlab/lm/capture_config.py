@@ -24,6 +24,9 @@ class CaptureConfig(BaseModel):
     )
     out: Path = Field(description="Store folder (created; re-running the same command resumes it).")
     max_tokens: int | None = Field(None, gt=0, description="Stop after the batch that reaches this many kept tokens.")
+    max_per_class: int | None = Field(
+        None, gt=0, description="Balanced subsample: at most this many texts per label (seeded)."
+    )
     max_texts: int | None = Field(None, gt=0, description="Use at most this many texts of the corpus.")
     max_length: int = Field(128, gt=1, description="Truncate texts to this many tokens.")
     batch_size: int = Field(16, gt=0, description="Texts per forward pass.")

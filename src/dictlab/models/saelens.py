@@ -17,7 +17,7 @@ from torch import Tensor
 
 import dictlab
 from dictlab.atomic import atomic_path, atomic_write_text
-from dictlab.models.activations import BatchTopK, JumpReLU, Matryoshka
+from dictlab.models.activations import BatchTopK, JumpReLU
 from dictlab.models.config import DictionaryConfig
 from dictlab.models.dictionary import SparseDictionary
 from dictlab.models.io import read_json_object
@@ -134,9 +134,10 @@ def save_saelens(model: SparseDictionary, folder: str | Path, metadata: dict[str
 
     Activations map to SAELens architectures: relu → ``standard``, topk → ``topk`` (with
     ``rescale_acts_by_decoder_norm: false``), jumprelu → ``jumprelu`` with ``threshold = exp(log_threshold)``, and
-    batchtopk → ``jumprelu`` with every threshold equal to the eval-mode threshold buffer (which must be set, i.e.
-    ≥ 0, by training), which reproduces dictlab's eval-mode codes. Transcoders, crosscoders and Matryoshka
-    dictionaries have no SAELens SAE equivalent and are refused. Weights are float32; both files are written
+    batchtopk and matryoshka → ``jumprelu`` with every threshold equal to the eval-mode threshold buffer (which
+    must be set, i.e. ≥ 0, by training), which reproduces dictlab's eval-mode codes (the nested prefixes of a
+    Matryoshka dictionary shape its training only). Transcoders and crosscoders have no SAELens SAE equivalent
+    and are refused. Weights are float32; both files are written
     atomically, weights first.
     """
     folder = Path(folder)
@@ -146,8 +147,6 @@ def save_saelens(model: SparseDictionary, folder: str | Path, metadata: dict[str
     activation = model.activation
     tensors = {name: getattr(model, name).detach() for name in _BASE_TENSORS}
     extra: dict[str, Any] = {}
-    if isinstance(activation, Matryoshka):
-        raise SAELensFormatError(f"cannot export a matryoshka dictionary to SAELens {folder}: no equivalent")
     if isinstance(activation, BatchTopK):
         threshold = float(activation.threshold)
         if threshold < 0:
