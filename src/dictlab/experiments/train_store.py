@@ -13,10 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dictlab.atomic import atomic_write_text
 from dictlab.data.store import ActivationStore, StoreBatches
-from dictlab.metrics.reconstruction import fvu, l0
+from dictlab.metrics.evaluate import reconstruction_metrics
 from dictlab.models import DictionaryConfig, SparseDictionary, save_dictionary
 from dictlab.models.config import ActivationName
-from dictlab.training import Member, RecipeConfig, TrainConfig, Trainer
+from dictlab.training import Member, RecipeConfig, TrainConfig, Trainer, identity_view
 
 METRICS_FILE = "metrics.json"
 
@@ -41,6 +41,7 @@ class StoreTrainRequest(BaseModel):
     buffer_rows: int = Field(262_144, gt=0, description="Rows held in memory at once (the shuffle buffer).")
     chunk_rows: int = Field(4096, gt=0, description="Rows per chunk: the unit of the held-out split and shuffle.")
     holdout_fraction: float = Field(0.05, ge=0, lt=1, description="Share of chunks held out for evaluation.")
+    holdout_eval_rows: int = Field(262_144, gt=0, description="Held-out rows evaluated at the end (streamed).")
     normalize: bool = Field(
         True,
         description="Train on x·sqrt(width)/rms‖x‖ (so E‖x‖² = width) and fold the scale into the saved weights.",
@@ -66,26 +67,6 @@ def _dictionary_config(request: StoreTrainRequest, width: int) -> DictionaryConf
         activation=request.activation,
         k=request.k if topk_family else None,
     )
-
-
-@torch.no_grad()
-def holdout_metrics(model: SparseDictionary, rows: torch.Tensor, batch: int = 8192) -> dict[str, float]:
-    """FVU, L0 and the fraction of latents that never fired on held-out rows [n, d]."""
-    if rows.shape[0] == 0:
-        return {}
-    fired = torch.zeros(model.d_sae, dtype=torch.bool)
-    x_hat, l0s = [], []
-    for start in range(0, rows.shape[0], batch):
-        codes = model.encode(rows[start : start + batch])
-        fired |= (codes != 0).any(dim=0).cpu()
-        l0s.append(l0(codes) * codes.shape[0])
-        x_hat.append(model.decode(codes))
-    return {
-        "fvu": fvu(rows, torch.cat(x_hat)),
-        "l0": sum(l0s) / rows.shape[0],
-        "dead_fraction": 1 - fired.float().mean().item(),
-        "rows": rows.shape[0],
-    }
 
 
 def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = print) -> dict[str, Any]:
@@ -119,12 +100,14 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
     )
     echo(
         f"{store.root} [{store.entry.name}]: {batches.n_samples:,} training rows, "
-        f"{sum(1 for _ in batches.held_chunks) * batches.chunk_rows:,} held out, width {store.width}, "
+        f"{batches.n_holdout:,} held out, width {store.width}, "
         f"scale {scale:.4g}; buffer {batches.buffer_rows:,} rows"
     )
     trainer = Trainer([Member("sae", model, recipe)], batches, train, request.out / "train", request.device)
     summary = trainer.fit()[0]
-    held = holdout_metrics(model.cpu(), batches.holdout(65_536))
+    held_rows = min(batches.n_holdout, request.holdout_eval_rows)
+    held = reconstruction_metrics(model.cpu(), batches.holdout_chunks(held_rows), identity_view) if held_rows else {}
+    held["rows"] = held_rows
     model.fold_input_scale_(scale)
     metadata = {
         "store": str(request.store),

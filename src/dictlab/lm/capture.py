@@ -101,6 +101,28 @@ def _encoded_batches(
         yield number, ids, encoded
 
 
+def batch_rows(
+    outputs: dict[str, Tensor], keep: Tensor, text_ids: list[int], pool: str
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Store rows of one batch: ({module: [rows, width] float32}, text index [rows]).
+
+    ``outputs[module]`` is [batch, seq, width], ``keep`` the [batch, seq] positions to keep. ``pool="none"`` keeps
+    one row per kept position; ``"mean"`` one row per text with at least one kept position (their mean).
+    """
+    ids = torch.as_tensor(text_ids)
+    device = next(iter(outputs.values())).device
+    if pool == "mean":
+        has = keep.any(dim=1)
+        weights = keep.to(device, torch.float32)
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1)
+        rows = {n: torch.einsum("bs,bsd->bd", weights, h.float())[has.to(device)] for n, h in outputs.items()}
+        index = ids[has]
+    else:
+        rows = {n: h[keep.to(device)].float() for n, h in outputs.items()}
+        index = ids.unsqueeze(1).expand_as(keep)[keep]
+    return {n: r.cpu().numpy() for n, r in rows.items()}, index.numpy()
+
+
 def capture(config: CaptureConfig, echo: Callable[[str], None] = print) -> StoreManifest:
     """Run (or resume) a capture; returns the final manifest."""
     from dictlab.data.corpora import load_corpus
@@ -166,25 +188,13 @@ def capture(config: CaptureConfig, echo: Callable[[str], None] = print) -> Store
                     input_ids=encoded["input_ids"].to(config.device),
                     attention_mask=encoded["attention_mask"].to(config.device),
                 )
-                keep_dev = keep.to(config.device)
-                text_ids = torch.as_tensor(ids).unsqueeze(1).expand_as(keep)
-                if config.pool == "mean":
-                    has = keep.any(dim=1)
-                    weights = keep.to(config.device, torch.float32)
-                    weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1)
-                    for name in names:
-                        pooled = torch.einsum("bs,bsd->bd", weights, outputs[name].float())
-                        buffers[name].append(pooled[has.to(config.device)].cpu().numpy())
-                    index_buffer.append(torch.as_tensor(ids)[has].numpy())
-                    new_rows = int(has.sum())
-                else:
-                    for name in names:
-                        buffers[name].append(outputs[name][keep_dev].float().cpu().numpy())
-                    index_buffer.append(text_ids[keep].numpy())
-                    new_rows = int(keep.sum())
+                rows, index = batch_rows(outputs, keep, ids, config.pool)
+                for name in names:
+                    buffers[name].append(rows[name])
+                index_buffer.append(index)
+                buffered += len(index)
                 tokens += int(keep.sum())
                 texts_done += len(ids)
-                buffered += new_rows
                 bar.update(int(keep.sum()))
                 last = config.max_tokens is not None and tokens >= config.max_tokens
                 if buffered >= config.shard_rows or last or number == len(plan) - 1:

@@ -1,6 +1,6 @@
 """Evaluate a trained dictionary against known ground truth: recovery on encoder and decoder, reconstruction."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import torch
@@ -83,17 +83,22 @@ def recovery_probe(
 @torch.no_grad()
 def reconstruction_metrics(
     model: SparseDictionary,
-    rows: Tensor,
+    rows: Tensor | Iterable[Tensor],
     view: Callable[[Tensor], tuple[Tensor, Tensor]],
     batch_size: int = 4096,
 ) -> dict[str, float]:
-    """L0, FVU and dead fraction of ``model`` (eval mode) over ``rows`` mapped through ``view``."""
+    """L0, FVU and dead fraction of ``model`` (eval mode) over ``rows`` mapped through ``view``.
+
+    ``rows`` is one [n, width] tensor (evaluated in batches of ``batch_size``) or an iterable of such blocks
+    (e.g. streamed from an activation store), so the data never has to be in memory at once.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    blocks = rows.split(batch_size) if isinstance(rows, Tensor) else rows
     stats = ReconstructionStats()
-    for start in range(0, rows.shape[0], batch_size):
-        x_in, x_out = view(rows[start : start + batch_size].to(device))
+    for block in blocks:
+        x_in, x_out = view(block.to(device))
         codes = model.encode(x_in)
         stats.update(x_out, model.decode(codes), codes)
     model.train(was_training)

@@ -8,6 +8,7 @@ exactly the batches of an uninterrupted one. Memory: one buffer (``buffer_rows �
 """
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -123,10 +124,20 @@ class StoreBatches:
 
     def holdout(self, max_rows: int | None = None) -> Tensor:
         """Held-out rows (scaled like training batches): [≤ max_rows, width] float32."""
-        ids = self.held_chunks
-        if max_rows is not None:
-            ids = ids[: math.ceil(max_rows / self.chunk_rows)]
-        if not ids:
-            return torch.empty(0, self.store.width)
-        rows = self._read_chunks(ids)
-        return rows if max_rows is None else rows[:max_rows]
+        blocks = list(self.holdout_chunks(max_rows))
+        return torch.cat(blocks) if blocks else torch.empty(0, self.store.width)
+
+    def holdout_chunks(self, max_rows: int | None = None) -> Iterator[Tensor]:
+        """The held-out rows one chunk at a time ([≤ chunk_rows, width] each): evaluation in bounded memory."""
+        remaining = self.n_holdout if max_rows is None else min(max_rows, self.n_holdout)
+        for chunk in self.held_chunks:
+            if remaining <= 0:
+                return
+            rows = self._read_chunks([chunk])[:remaining]
+            remaining -= rows.shape[0]
+            yield rows
+
+    @property
+    def n_holdout(self) -> int:
+        """Held-out rows (whole chunks)."""
+        return len(self.held_chunks) * self.chunk_rows
