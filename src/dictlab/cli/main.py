@@ -17,6 +17,7 @@ from dictlab.experiments.interop import export_saelens, import_saelens
 from dictlab.experiments.presets import PRESETS
 from dictlab.experiments.reproduce import REPRODUCTIONS, ReproduceRequest, reproduction_help, run_reproduction
 from dictlab.experiments.train_store import StoreTrainRequest, train_on_store
+from dictlab.report.index_html import write_report_index
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
@@ -126,6 +127,24 @@ def import_saelens_command(folder: Path, out: Path) -> None:
     """Convert the SAELens SAE folder FOLDER (standard, topk or jumprelu) into a dictlab run folder OUT."""
     try:
         click.echo(f"wrote {import_saelens(folder, out)}")
+    except (ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from err
+
+
+@cli.command()
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="Folder that receives index.html (links are relative to it).",
+)
+def report(dirs: tuple[Path, ...], out: Path) -> None:
+    """Build index.html across run folders (reproductions and benches): one row per run with a link to its
+    report.html, its claims held / failed, its time and the first paragraph of its results.md."""
+    try:
+        click.echo(f"wrote {write_report_index(list(dirs), out)}")
     except (ValueError, OSError) as err:
         raise click.ClickException(str(err)) from err
 

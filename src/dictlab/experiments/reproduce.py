@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from dictlab.experiments import theory
 from dictlab.experiments.optimality import dense_antipodal, hierarchy, wide_limit
 from dictlab.experiments.optimality.common import Echo, single_thread
 from dictlab.experiments.real import anchoring
@@ -42,6 +43,12 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         dense_antipodal.DenseAntipodalConfig,
         dense_antipodal.run_dense_antipodal,
         "dense signed direction → antipodal pair split at the median (ref. §10 Exp 3)",
+    ),
+    "theory": Reproduction(
+        theory.TheoryConfig,
+        theory.run_theory,
+        "Tang et al. §3 constructions checked: Thm 3.1 surrogate bound, 3.3 recovering minimiser, 3.4 zero loss "
+        "without recovery, Ex. 3.5, 3.6 spurious partial minima, 3.8 absorption",
     ),
     "real-anchoring": Reproduction(
         anchoring.RealAnchoringConfig,

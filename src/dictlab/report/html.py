@@ -30,7 +30,7 @@ from dictlab.report.tables import (
 
 REPORT_FILENAME = "report.html"
 
-_CSS = """
+REPORT_CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
        padding: 0 1rem; color: #1d1d1f; line-height: 1.45; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2rem; border-bottom: 1px solid #ddd; }
@@ -112,7 +112,7 @@ def notes_from_markdown(results_md: str) -> list[str]:
     return [n for n in notes if n != "(none)"]
 
 
-def _figure_src(figure: str | Path, out_dir: Path) -> str:
+def figure_src(figure: str | Path, out_dir: Path) -> str:
     figure = Path(figure)
     candidates = [figure] if figure.is_absolute() else [out_dir / figure, Path.cwd() / figure]
     for candidate in candidates:
@@ -122,7 +122,7 @@ def _figure_src(figure: str | Path, out_dir: Path) -> str:
     raise ValueError(f"figure {figure} does not exist (looked relative to {out_dir} and the working directory)")
 
 
-def _key_value_table(values: Mapping[str, Any]) -> str:
+def key_value_table(values: Mapping[str, Any]) -> str:
     rows = []
     for key, value in values.items():
         text = value if isinstance(value, str) else json.dumps(value, default=str)
@@ -158,7 +158,7 @@ def write_report_html(
     elif isinstance(notes, str):
         raise ValueError("notes must be a list of strings, not a single string")
     out_dir.mkdir(parents=True, exist_ok=True)
-    figure_srcs = [(Path(f).stem.replace("_", " "), _figure_src(f, out_dir)) for f in figures]
+    figure_srcs = [(Path(f).stem.replace("_", " "), figure_src(f, out_dir)) for f in figures]
 
     esc = html.escape
     parts = [
@@ -167,7 +167,7 @@ def write_report_html(
         '<head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{esc(title)}</title>",
-        f"<style>{_CSS}</style></head>",
+        f"<style>{REPORT_CSS}</style></head>",
         "<body>",
         f"<h1>{esc(title)}</h1>",
         *(f"<p>{esc(line)}</p>" for line in runs_summary(records)),
@@ -201,7 +201,7 @@ def write_report_html(
         "<h2>Configuration</h2>",
         f"<pre>{esc(config_json(config))}</pre>",
         "<h2>Environment</h2>",
-        _key_value_table(environment),
+        key_value_table(environment),
     ]
     if results_md:
         parts += [

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from dictlab.atomic import atomic_write_text
 from dictlab.diagnostics.summary import Check
+from dictlab.report.reproduction_html import write_reproduction_report
 from dictlab.stopwatch import Stopwatch
 
 Echo = Callable[[str], None]
@@ -76,9 +77,13 @@ def write_outputs(out: Path, results: BaseModel, markdown: str) -> None:
 
 
 def finish(name: str, out: Path, results: Any, markdown: Callable[[Any], str], clock: Stopwatch, echo: Echo) -> None:
-    """Record the total time in ``results.seconds``, write both files and print the claims and where they went."""
+    """Record the total time in ``results.seconds``; write results.json, results.md and report.html (tables,
+    figures, configuration, environment); print the claims and where they went."""
     results.seconds["total"] = clock.total
-    write_outputs(out, results, markdown(results))
+    text = markdown(results)
+    write_outputs(out, results, text)
+    config = results.config.model_dump(mode="json")
+    write_reproduction_report(out, name, text, config, config.get("seed"))
     echo_claims(results.claims, echo)
     echo(f"{name} finished in {clock.total:.1f}s; results in {out}")
 
