@@ -296,7 +296,12 @@ class BenchResult:
 
 def run_bench(request: BenchRequest, echo: Callable[[str], None] = log.info) -> BenchResult:
     """Run (or resume) the bench described by ``request``."""
-    preset = resolve_preset(request)
+    return run_bench_preset(resolve_preset(request), request, echo)
+
+
+def run_bench_preset(preset: BenchPreset, request: BenchRequest, echo: Callable[[str], None] = log.info) -> BenchResult:
+    """Run (or resume) the bench with an explicit ``preset`` (e.g. a point of an ablation sweep); ``request``
+    supplies the output folder, device, methods and switches (its preset name and overrides are not used)."""
     device = torch.device(request.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda was requested but torch.cuda.is_available() is False")

@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dictlab.experiments import theory
+from dictlab.experiments import ablations, table1, theory
 from dictlab.experiments.optimality import dense_antipodal, hierarchy, wide_limit
 from dictlab.experiments.optimality.common import Echo, single_thread
-from dictlab.experiments.real import anchoring
+from dictlab.experiments.real import anchoring, resampling
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,25 @@ REPRODUCTIONS: dict[str, Reproduction] = {
         "Tang et al. §3 constructions checked: Thm 3.1 surrogate bound, 3.3 recovering minimiser, 3.4 zero loss "
         "without recovery, Ex. 3.5, 3.6 spurious partial minima, 3.8 absorption",
     ),
+    "table1": Reproduction(
+        table1.Table1Config,
+        table1.run_table1,
+        "the bench's Table 1 (paper preset on a GPU, default preset on a CPU) with its claims checked",
+        single_threaded=False,
+    ),
+    "ablations": Reproduction(
+        ablations.AblationsConfig,
+        ablations.run_ablations,
+        "Tables 4–7 as bench sweeps (superposition ratio, interference M, 1 − S, TopK k) beside the paper's numbers",
+        single_threaded=False,
+    ),
+    "resampling": Reproduction(
+        resampling.ResamplingConfig,
+        resampling.run_resampling,
+        "ReLU SAEs on SmolLM2 activations with and without dead-latent resampling: loss and dead fraction (Fig. 7); "
+        "needs the lm extra",
+        single_threaded=False,
+    ),
     "real-anchoring": Reproduction(
         anchoring.RealAnchoringConfig,
         anchoring.run_real_anchoring,
@@ -68,6 +87,7 @@ class ReproduceRequest(BaseModel):
     out: Path | None = Field(None, description="Output folder. Default: runs/reproduce/NAME.")
     seed: int = Field(0, description="Seed of the data, initialisations and training.")
     quick: bool = Field(False, description="Reduced sizes for smoke tests (numbers not comparable with ref. §10).")
+    preset: str | None = Field(None, description="Bench preset of the bench-based reproductions (ablations, table1).")
 
 
 def reproduction_help() -> str:
@@ -83,6 +103,10 @@ def run_reproduction(name: str, request: ReproduceRequest, echo: Echo = print) -
         raise ValueError(f"--out {out} exists and is not a folder")
     entry = REPRODUCTIONS[name]
     config = entry.config.quick(request.seed) if request.quick else entry.config(seed=request.seed)
+    if request.preset is not None:
+        if "preset" not in entry.config.model_fields:
+            raise ValueError(f"--preset applies to the bench-based reproductions, not to {name!r}")
+        config = config.model_copy(update={"preset": request.preset})
     if not entry.single_threaded:
         return entry.run(config, out, echo)
     with single_thread():  # these problems are tiny: extra threads only add overhead
