@@ -146,3 +146,22 @@ def test_batches_are_a_pure_function_of_seed_and_step(tmp_path: Path) -> None:
     torch.testing.assert_close(scaled.batch(3), 2 * first.batch(3))
     with pytest.raises(ValueError, match="exceeds"):
         StoreBatches(store, batch_size=500, chunk_rows=20)
+
+
+def test_rows_over_the_norm_limit_are_dropped_everywhere(tmp_path: Path) -> None:
+    rows = _write_store(tmp_path / "s", [120, 120])  # column 0 = row id, so late rows have large norms
+    store = ActivationStore(tmp_path / "s")
+    limit = 0.8 * store.entry.stats.rms_norm
+    typical = set(np.flatnonzero(np.linalg.norm(rows, axis=1) <= limit).tolist())
+    assert 0 < len(typical) < len(rows)
+    batches = StoreBatches(
+        store, batch_size=8, seed=1, buffer_rows=48, chunk_rows=16, holdout_fraction=0.2, scale=2, max_norm_ratio=0.8
+    )
+    plain = StoreBatches(store, batch_size=8, seed=1, buffer_rows=48, chunk_rows=16, holdout_fraction=0.2, scale=2)
+    for step in range(batches.steps_per_epoch):
+        ids = set((batches.batch(step)[:, 0] / 2).long().tolist())
+        assert ids == set((plain.batch(step)[:, 0] / 2).long().tolist()) & typical  # same order, outliers gone
+    assert set((batches.holdout()[:, 0] / 2).long().tolist()) <= typical
+    assert set((batches.sample(64, torch.Generator().manual_seed(0))[:, 0] / 2).long().tolist()) <= typical
+    with pytest.raises(ValueError, match="max_norm_ratio"):
+        StoreBatches(store, batch_size=8, chunk_rows=16, max_norm_ratio=float("nan"))

@@ -196,7 +196,35 @@ def test_resampling_reinitialises_dead_latents_and_their_adam_state() -> None:
     assert not torch.equal(model.W_dec[3], before[3]) and torch.equal(model.W_dec[0], before[0])
     assert torch.allclose(model.W_dec[[3, 7]].norm(dim=-1), torch.ones(2))
     assert torch.all(optimizer.state[model.W_dec]["exp_avg"][[3, 7]] == 0)
-    assert torch.all(optimizer.state[model.W_enc]["exp_avg_sq"][:, [3, 7]] == 0)
+    second = optimizer.state[model.W_enc]["exp_avg_sq"]
+    others = [i for i in range(D_SAE) if i not in (3, 7)]
+    assert torch.allclose(second[:, [3, 7]], second[:, others].mean().expand(D, 2))
+
+
+def test_resampled_latents_take_ordinary_adam_steps() -> None:
+    """Adam keeps one step count per tensor: zeroing a slice's second moment would make its next steps ≈ 3 × lr."""
+    torch.manual_seed(0)
+    model = SparseDictionary(DictionaryConfig(d_in=D, d_out=D, d_sae=D_SAE, activation="relu"))
+    lr = 1e-3
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    x = _data(256)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        out = model.loss(x, x)
+        (out.reconstruction + out.sparsity).backward()
+        optimizer.step()
+
+    for _ in range(1000):  # long enough that Adam's bias correction has faded (zeroed moments: steps ≈ 2.5 × lr)
+        step()
+    dead = torch.zeros(D_SAE, dtype=torch.bool)
+    dead[:4] = True
+    resample_dead_latents(model, optimizer, dead, x, x, 0.2, torch.Generator().manual_seed(0))
+    before = model.W_enc.detach().clone()
+    step()
+    moved = (model.W_enc.detach() - before)[:, :4].abs()
+    assert moved.max() > 0
+    assert moved.max() < 1.5 * lr
 
 
 def test_firing_tracker_counts_samples_since_last_fire() -> None:

@@ -46,6 +46,12 @@ class StoreTrainRequest(BaseModel):
         True,
         description="Train on x·sqrt(width)/rms‖x‖ (so E‖x‖² = width) and fold the scale into the saved weights.",
     )
+    max_norm_ratio: float | None = Field(
+        None,
+        gt=0,
+        description="Drop rows whose norm exceeds this multiple of the store's RMS norm (massive activations; "
+        "e.g. 10 for SmolLM2). Default: keep every row.",
+    )
     aux_coefficient: float = Field(1 / 32, ge=0, description="AuxK loss weight for the TopK family.")
     seed: int = Field(0, description="Seed of initialisation and batch order.")
     device: str = Field("cpu", description="cpu or cuda.")
@@ -82,6 +88,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
         request.chunk_rows,
         request.holdout_fraction,
         scale,
+        max_norm_ratio=request.max_norm_ratio,
     )
     cfg = _dictionary_config(request, store.width)
     model = SparseDictionary(cfg, torch.Generator().manual_seed(request.seed))

@@ -42,6 +42,9 @@ class StoreBatches:
         holdout_fraction: share of chunks kept out of training (read them with :meth:`holdout`).
         scale: every row is multiplied by this (activation normalisation; 1 = raw).
         split_seed: seed of the train/held-out assignment (fixed per store so every run holds out the same rows).
+        max_norm_ratio: drop rows whose norm exceeds this multiple of the store's RMS row norm from every batch,
+            pool and held-out block (None: keep all). Some LMs write a few "massive activations" (norms ~100× the
+            median on attention-sink tokens); one such row in a batch dominates the squared error and its gradient.
     """
 
     def __init__(
@@ -54,16 +57,20 @@ class StoreBatches:
         holdout_fraction: float = 0.05,
         scale: float = 1.0,
         split_seed: int = 0,
+        max_norm_ratio: float | None = None,
     ) -> None:
         if batch_size <= 0 or chunk_rows <= 0 or buffer_rows <= 0:
             raise ValueError("batch_size, chunk_rows and buffer_rows must be positive")
         if not math.isfinite(scale) or scale <= 0:
             raise ValueError(f"scale must be a positive finite number, got {scale}")
+        if max_norm_ratio is not None and not (math.isfinite(max_norm_ratio) and max_norm_ratio > 0):
+            raise ValueError(f"max_norm_ratio must be a positive finite number or None, got {max_norm_ratio}")
         self.store = store
         self.batch_size = batch_size
         self.seed = seed
         self.chunk_rows = chunk_rows
         self.scale = scale
+        self.max_norm = None if max_norm_ratio is None else max_norm_ratio * store.entry.stats.rms_norm * scale
         self.train_chunks, self.held_chunks = split_chunks(store.n_rows // chunk_rows, holdout_fraction, split_seed)
         self.buffer_chunks = max(1, math.ceil(max(buffer_rows, batch_size) / chunk_rows))
         if self.n_samples < batch_size:
@@ -95,6 +102,12 @@ class StoreBatches:
         rows = torch.from_numpy(np.concatenate(blocks)).float()
         return rows.mul_(self.scale) if self.scale != 1.0 else rows
 
+    def _typical(self, rows: Tensor) -> Tensor:
+        """``rows`` without those over ``max_norm`` (all of them when no limit is set)."""
+        if self.max_norm is None:
+            return rows
+        return rows[rows.norm(dim=-1) <= self.max_norm]
+
     def _load(self, epoch: int, group: int) -> Tensor:
         if self._key != (epoch, group):
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
@@ -108,18 +121,18 @@ class StoreBatches:
         return self._buffer
 
     def batch(self, step: int) -> Tensor:
-        """Rows of training step ``step``: [batch_size, width] float32."""
+        """Rows of training step ``step``: [batch_size, width] float32 (fewer when outlier rows are dropped)."""
         epoch, position = divmod(step, self.steps_per_epoch)
         group = int(np.searchsorted(self._group_starts, position, side="right") - 1)
         local = position - self._group_starts[group]
         buffer = self._load(epoch, group)
-        return buffer[local * self.batch_size : (local + 1) * self.batch_size]
+        return self._typical(buffer[local * self.batch_size : (local + 1) * self.batch_size])
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """``n`` training rows from randomly chosen chunks (all rows of those chunks if fewer): [≤ n, width]."""
         n_chunks = min(len(self.train_chunks), math.ceil(n / self.chunk_rows))
         picks = torch.randperm(len(self.train_chunks), generator=generator)[:n_chunks].tolist()
-        rows = self._read_chunks([self.train_chunks[i] for i in picks])
+        rows = self._typical(self._read_chunks([self.train_chunks[i] for i in picks]))
         return rows[torch.randperm(rows.shape[0], generator=generator)[:n]]
 
     def holdout(self, max_rows: int | None = None) -> Tensor:
@@ -133,7 +146,7 @@ class StoreBatches:
         for chunk in self.held_chunks:
             if remaining <= 0:
                 return
-            rows = self._read_chunks([chunk])[:remaining]
+            rows = self._typical(self._read_chunks([chunk]))[:remaining]
             remaining -= rows.shape[0]
             yield rows
 

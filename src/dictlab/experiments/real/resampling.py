@@ -42,6 +42,12 @@ class ResamplingConfig(BaseModel):
     resample_every: int = Field(50, gt=0, description="Resampling period of the resampling arm (steps).")
     resample_stop_frac: float = 0.7
     dead_window_samples: int = Field(20_480, gt=0, description="A latent is dead after this many samples silent.")
+    max_norm_ratio: float | None = Field(
+        10.0,
+        gt=0,
+        description="Drop rows over this multiple of the RMS norm: SmolLM2's ~0.02% massive activations "
+        "(norms ~140× the median) otherwise spike the loss and kill latents in both arms.",
+    )
     log_every: int = 10
 
     @classmethod
@@ -140,7 +146,8 @@ def resampling_markdown(results: ResamplingResults) -> str:
                 f"batch {c.batch_size}, "
                 f"{c.steps} steps, from one initialisation on the same batches; the resampling arm resamples latents "
                 f"silent for {c.dead_window_samples:,} samples every {c.resample_every} steps during the first "
-                f"{c.resample_stop_frac:.0%} of training. Activations normalised to E‖x‖² = d.",
+                f"{c.resample_stop_frac:.0%} of training. Activations normalised to E‖x‖² = d"
+                + (f"; rows over {c.max_norm_ratio:g}× the RMS norm dropped." if c.max_norm_ratio else "."),
                 markdown_table(["arm", "final train loss", "held-out FVU", "L0", "dead", "resampled"], rows),
                 "## Claims",
                 claims_table(results.claims),
@@ -170,7 +177,12 @@ def run_resampling(config: ResamplingConfig, out: Path, echo: Echo) -> Resamplin
     clock.lap("capture")
     scale = store.width**0.5 / store.entry.stats.rms_norm
     batches = StoreBatches(
-        store, config.batch_size, config.seed, chunk_rows=min(4096, config.batch_size * 4), scale=scale
+        store,
+        config.batch_size,
+        config.seed,
+        chunk_rows=min(4096, config.batch_size * 4),
+        scale=scale,
+        max_norm_ratio=config.max_norm_ratio,
     )
     cfg = DictionaryConfig(d_in=store.width, d_out=store.width, d_sae=config.expansion * store.width, activation="relu")
     base = RecipeConfig(
