@@ -102,6 +102,6 @@ def test_matryoshka_loss_sums_nested_prefix_reconstructions() -> None:
     model = SparseDictionary(cfg, torch.Generator().manual_seed(0))
     x = torch.randn(9, 6)
     out = model.loss(x, x)
-    by_hand = sum(squared_error(x, out.codes[:, :m] @ model.W_dec[:m] + model.b_dec) for m in (4, 8, 16))
+    by_hand = sum(squared_error(x, out.dense_codes()[:, :m] @ model.W_dec[:m] + model.b_dec) for m in (4, 8, 16))
     assert torch.allclose(out.reconstruction, by_hand)
     assert cfg.matryoshka_prefix_sizes == [4, 8, 16]

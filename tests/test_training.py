@@ -173,9 +173,9 @@ def test_auxk_trains_only_dead_latents_decoder_rows() -> None:
     x = _data(64)
     out = model.loss(x, x)
     dead = torch.zeros(D_SAE, dtype=torch.bool)
-    assert auxk_loss(model, out.pre, x - out.x_hat, dead, 4).item() == 0.0
+    assert auxk_loss(model, x, out.pre, x - out.x_hat, dead, 4).item() == 0.0
     dead[:10] = True
-    loss = auxk_loss(model, out.pre, x - out.x_hat, dead, 4)
+    loss = auxk_loss(model, x, out.pre, x - out.x_hat, dead, 4)
     loss.backward()
     rows_with_grad = model.W_dec.grad.abs().sum(dim=-1) > 0
     assert rows_with_grad[:10].any() and not rows_with_grad[10:].any()
@@ -229,8 +229,8 @@ def test_resampled_latents_take_ordinary_adam_steps() -> None:
 
 def test_firing_tracker_counts_samples_since_last_fire() -> None:
     tracker = FiringTracker(3, window=10)
-    tracker.update(torch.tensor([[1.0, 0.0, 0.0]] * 6))
-    tracker.update(torch.tensor([[0.0, 2.0, 0.0]] * 6))
+    tracker.update(torch.tensor([True, False, False]), 6)
+    tracker.update(torch.tensor([False, True, False]), 6)
     assert tracker.samples_since_fired.tolist() == [6, 0, 12]
     assert tracker.dead_mask().tolist() == [False, False, True]
 

@@ -12,9 +12,10 @@ import torch
 from torch import Tensor, nn
 
 from dictlab.models.config import DictionaryConfig
+from dictlab.models.sparse_latents import ActiveLatents
 
-Decoder = Callable[[Tensor, int], Tensor]
-"""``decode(codes[:, :m], m) -> x̂`` using the first ``m`` latents' decoder rows plus b_dec."""
+PrefixDecoder = Callable[[int], Tensor]
+"""``decode_prefix(m) -> x̂`` [batch, d_out]: the reconstruction from latents [0, m) only (plus b_dec)."""
 
 
 def squared_error(x_out: Tensor, x_hat: Tensor) -> Tensor:
@@ -31,7 +32,12 @@ class Activation(nn.Module):
         """Unscaled sparsity penalty (mean over the batch), or None when sparsity is structural (TopK)."""
         return None
 
-    def reconstruction_loss(self, codes: Tensor, x_out: Tensor, x_hat: Tensor, decode: Decoder) -> Tensor:
+    def select(self, pre: Tensor) -> ActiveLatents | None:
+        """The entries this activation keeps, as index lists (the sparse path), or None when it has no
+        structural sparsity (ReLU, JumpReLU: their codes are dense until training makes them sparse)."""
+        return None
+
+    def reconstruction_loss(self, x_out: Tensor, x_hat: Tensor, decode_prefix: PrefixDecoder) -> Tensor:
         """Training reconstruction loss given the full reconstruction ``x_hat``; default: its squared error."""
         return squared_error(x_out, x_hat)
 
@@ -114,6 +120,25 @@ def _scatter_top(pre: Tensor, values: Tensor, indices: Tensor) -> Tensor:
     return torch.zeros_like(pre).scatter_(-1, indices, torch.relu(values))
 
 
+def batch_top_indices(pre: Tensor, total: int) -> Tensor:
+    """Flat indices of the ``total`` largest entries of ``pre`` [batch, d_sae] (unordered).
+
+    Exact, and much faster than one top-k over all batch·d_sae entries: take each row's top c candidates
+    (c = 4 × the mean per-row share), select ``total`` among them, and accept when no row had all c candidates
+    selected (then no row can hold a larger entry outside its candidates); otherwise double c.
+    """
+    batch, d_sae = pre.shape
+    per_row = min(d_sae, 4 * max(1, -(-total // batch)))
+    while per_row < d_sae:
+        values, cols = pre.topk(per_row, dim=-1, sorted=False)
+        top = values.reshape(-1).topk(total, sorted=False).indices
+        rows = top // per_row
+        if int(torch.bincount(rows, minlength=batch).max()) < per_row:
+            return rows * d_sae + cols.reshape(-1)[top]
+        per_row = min(d_sae, 2 * per_row)
+    return pre.reshape(-1).topk(min(total, pre.numel()), sorted=False).indices
+
+
 class TopK(Activation):
     """Keep each sample's k largest pre-activations (then ReLU), zero the rest (Gao et al., arXiv 2406.04093)."""
 
@@ -126,6 +151,10 @@ class TopK(Activation):
     def forward(self, pre: Tensor) -> Tensor:
         values, indices = pre.topk(self.k, dim=-1, sorted=False)
         return _scatter_top(pre, values, indices)
+
+    def select(self, pre: Tensor) -> ActiveLatents:
+        values, indices = pre.detach().topk(self.k, dim=-1, sorted=False)
+        return ActiveLatents.from_row_topk(values, indices, pre.shape[-1])
 
 
 class BatchTopK(Activation):
@@ -149,11 +178,21 @@ class BatchTopK(Activation):
         if not self.training and self.threshold >= 0:
             return pre * (pre > self.threshold).to(pre.dtype)
         flat = pre.reshape(-1)
-        values, indices = flat.topk(min(self.k * pre.shape[0], flat.numel()), sorted=False)
+        indices = batch_top_indices(pre.detach(), self.k * pre.shape[0])
+        values = flat[indices]
         codes = _scatter_top(flat, values, indices).view_as(pre)
         if self.training:
             self._update_threshold(values.detach())
         return codes
+
+    def select(self, pre: Tensor) -> ActiveLatents:
+        pre = pre.detach()
+        if not self.training and self.threshold >= 0:
+            return ActiveLatents.from_mask(pre, pre > self.threshold)
+        active = ActiveLatents.from_flat(pre, batch_top_indices(pre, self.k * pre.shape[0]))
+        if self.training:
+            self._update_threshold(active.pre)
+        return active
 
     @torch.no_grad()
     def _update_threshold(self, kept: Tensor) -> None:
@@ -181,10 +220,10 @@ class Matryoshka(BatchTopK):
         super().__init__(k, momentum)
         self.prefix_sizes = prefix_sizes
 
-    def reconstruction_loss(self, codes: Tensor, x_out: Tensor, x_hat: Tensor, decode: Decoder) -> Tensor:
+    def reconstruction_loss(self, x_out: Tensor, x_hat: Tensor, decode_prefix: PrefixDecoder) -> Tensor:
         total = squared_error(x_out, x_hat)  # the last prefix is the whole dictionary
         for size in self.prefix_sizes[:-1]:
-            total = total + squared_error(x_out, decode(codes[:, :size], size))
+            total = total + squared_error(x_out, decode_prefix(size))
         return total
 
 

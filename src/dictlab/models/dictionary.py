@@ -1,27 +1,61 @@
 """One sparse dictionary module for SAEs, transcoders and crosscoders."""
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from dictlab.models.activations import Activation, build_activation
 from dictlab.models.config import DictionaryConfig
+from dictlab.models.sparse_latents import ActiveLatents, gather_pre_activations, sparse_decode
+
+SPARSE_AUTO_MAX_DENSITY = 1 / 16
+"""``loss(sparse=None)`` takes the sparse path when the kept fraction k / d_sae is at most this."""
 
 
-class DictionaryLoss(NamedTuple):
-    """Loss terms of one forward pass (all scalars are batch means)."""
+@dataclass(frozen=True)
+class DictionaryLoss:
+    """Loss terms of one forward pass (all scalars are batch means).
+
+    The dense path fills ``codes``; the sparse path fills ``active`` and ``active_codes`` instead and never builds
+    the [batch, d_sae] code matrix (:meth:`dense_codes` does, on request).
+    """
 
     reconstruction: Tensor
     """Activation-defined reconstruction loss (squared error summed over dims; Matryoshka: summed over prefixes)."""
     sparsity: Tensor | None
     """Unscaled sparsity penalty, None for activations without one."""
     pre: Tensor
-    """Pre-activations [batch, d_sae]."""
-    codes: Tensor
-    """Latent codes x_q [batch, d_sae]."""
+    """Pre-activations [batch, d_sae] (without gradient on the sparse path)."""
     x_hat: Tensor
     """Full reconstruction x̂_r [batch, d_out]."""
+    codes: Tensor | None = None
+    """Latent codes x_q [batch, d_sae] (dense path)."""
+    active: ActiveLatents | None = None
+    """The selected entries (sparse path)."""
+    active_codes: Tensor | None = None
+    """Codes of the selected entries [nnz] (sparse path)."""
+
+    def dense_codes(self) -> Tensor:
+        """Latent codes x_q [batch, d_sae] from either path."""
+        if self.codes is not None:
+            return self.codes
+        assert self.active is not None and self.active_codes is not None
+        return self.active.to_dense(self.active_codes)
+
+    def fired(self) -> Tensor:
+        """[d_sae] bool: latents nonzero for some sample of the batch."""
+        if self.codes is not None:
+            return (self.codes != 0).any(dim=0)
+        assert self.active is not None and self.active_codes is not None
+        return self.active.fired(self.active_codes)
+
+    def mean_l0(self) -> float:
+        """Mean number of nonzero codes per sample."""
+        if self.codes is not None:
+            return (self.codes != 0).sum(dim=-1).float().mean().item()
+        assert self.active is not None and self.active_codes is not None
+        return (self.active_codes != 0).sum().item() / self.active.batch
 
 
 class SparseDictionary(nn.Module):
@@ -61,12 +95,17 @@ class SparseDictionary(nn.Module):
         if x.dim() != 2 or x.shape[-1] != width:
             raise ValueError(f"{what} must have shape [batch, {width}], got {list(x.shape)}")
 
+    def _centred(self, x_in: Tensor) -> Tensor:
+        self._check_input(x_in, self.cfg.d_in, "x_in")
+        return x_in - self.b_dec if self.cfg.apply_b_dec_to_input else x_in
+
     def pre_activations(self, x_in: Tensor) -> Tensor:
         """[batch, d_in] -> [batch, d_sae]."""
-        self._check_input(x_in, self.cfg.d_in, "x_in")
-        if self.cfg.apply_b_dec_to_input:
-            x_in = x_in - self.b_dec
-        return torch.addmm(self.b_enc, x_in, self.W_enc)
+        return torch.addmm(self.b_enc, self._centred(x_in), self.W_enc)
+
+    def active_pre_activations(self, x_in: Tensor, active: ActiveLatents) -> Tensor:
+        """Differentiable pre-activations [nnz] of the entries in ``active``; the backward touches only them."""
+        return gather_pre_activations(self._centred(x_in), self.W_enc, self.b_enc, active)
 
     def encode(self, x_in: Tensor) -> Tensor:
         """Codes x_q: [batch, d_in] -> [batch, d_sae]."""
@@ -94,15 +133,47 @@ class SparseDictionary(nn.Module):
         """Per-source view of the decoder: [d_sae, n_sources, d_source]."""
         return self.W_dec.view(self.cfg.d_sae, self.cfg.n_sources, self.cfg.d_source)
 
-    def loss(self, x_in: Tensor, x_out: Tensor) -> DictionaryLoss:
-        """Forward pass with the activation's own loss terms."""
+    @property
+    def has_sparse_path(self) -> bool:
+        """Whether the activation selects entries structurally (the TopK family), so ``loss(sparse=True)`` works."""
+        return self.cfg.is_topk_family
+
+    def prefers_sparse_path(self) -> bool:
+        """The automatic choice: sparse for the TopK family when k / d_sae ≤ ``SPARSE_AUTO_MAX_DENSITY``."""
+        return self.has_sparse_path and (self.cfg.k or 0) <= SPARSE_AUTO_MAX_DENSITY * self.d_sae
+
+    def loss(self, x_in: Tensor, x_out: Tensor, sparse: bool | None = None) -> DictionaryLoss:
+        """Forward pass with the activation's own loss terms.
+
+        Args:
+            sparse: True: the sparse path (TopK family only): one dense encoder product, every other product over
+                the active entries. False: the dense reference path. None: :meth:`prefers_sparse_path`.
+        """
         self._check_input(x_out, self.cfg.d_out, "x_out")
+        if sparse is None:
+            sparse = self.prefers_sparse_path()
+        if sparse:
+            return self._sparse_loss(x_in, x_out)
         pre = self.pre_activations(x_in)
         codes = self.activation(pre)
         x_hat = self.decode(codes)
-        reconstruction = self.activation.reconstruction_loss(codes, x_out, x_hat, self.decode)
+        reconstruction = self.activation.reconstruction_loss(x_out, x_hat, lambda m: self.decode(codes[:, :m], m))
         sparsity = self.activation.sparsity_penalty(pre, codes, self.decoder_norms())
-        return DictionaryLoss(reconstruction, sparsity, pre, codes, x_hat)
+        return DictionaryLoss(reconstruction, sparsity, pre, x_hat, codes=codes)
+
+    def _sparse_loss(self, x_in: Tensor, x_out: Tensor) -> DictionaryLoss:
+        if not self.has_sparse_path:
+            raise ValueError(f"the sparse path needs a TopK-family activation, not {self.cfg.activation!r}")
+        with torch.no_grad():
+            pre = self.pre_activations(x_in)
+        active = self.activation.select(pre)
+        assert active is not None
+        values = torch.relu(self.active_pre_activations(x_in, active))
+        x_hat = sparse_decode(active, values, self.W_dec, self.b_dec)
+        reconstruction = self.activation.reconstruction_loss(
+            x_out, x_hat, lambda m: sparse_decode(active, values, self.W_dec, self.b_dec, n_latents=m)
+        )
+        return DictionaryLoss(reconstruction, None, pre, x_hat, active=active, active_codes=values)
 
     @torch.no_grad()
     def fold_input_scale_(self, scale: float) -> None:

@@ -52,6 +52,11 @@ class RecipeConfig(BaseModel):
         le=1,
         description="Ramp the sparsity coefficient linearly from 0 over this fraction of steps.",
     )
+    path: Literal["auto", "sparse", "dense"] = Field(
+        "auto",
+        description="Training path of the TopK family: sparse (only the dense encoder product; every other product "
+        "over the k active latents), dense (the reference), or auto (sparse when k/d_sae ≤ 1/16).",
+    )
     decoder_norm: Literal["unit", "free"] = Field(
         "unit",
         description="unit: decoder rows projected to unit norm after every step (radial gradient removed); "

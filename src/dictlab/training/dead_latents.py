@@ -4,6 +4,7 @@ import torch
 from torch import Tensor
 
 from dictlab.models.dictionary import SparseDictionary
+from dictlab.models.sparse_latents import ActiveLatents, sparse_decode
 
 
 class FiringTracker:
@@ -13,10 +14,9 @@ class FiringTracker:
         self.window = window
         self.samples_since_fired = torch.zeros(d_sae, dtype=torch.long, device=device)
 
-    def update(self, codes: Tensor) -> None:
-        """Record a batch of codes [batch, d_sae]."""
-        fired = (codes != 0).any(dim=0)
-        self.samples_since_fired += codes.shape[0]
+    def update(self, fired: Tensor, n_samples: int) -> None:
+        """Record a batch of ``n_samples`` in which the latents of ``fired`` ([d_sae] bool) were nonzero."""
+        self.samples_since_fired += n_samples
         self.samples_since_fired[fired] = 0
 
     def dead_mask(self) -> Tensor:
@@ -33,24 +33,26 @@ class FiringTracker:
         self.samples_since_fired.copy_(state["samples_since_fired"])
 
 
-def auxk_loss(model: SparseDictionary, pre: Tensor, residual: Tensor, dead: Tensor, k_aux: int) -> Tensor:
+def auxk_loss(model: SparseDictionary, x_in: Tensor, pre: Tensor, residual: Tensor, dead: Tensor, k_aux: int) -> Tensor:
     """AuxK loss (Gao et al., arXiv 2406.04093): dead latents reconstruct the main model's residual.
 
     Args:
-        pre: pre-activations [batch, d_sae].
+        x_in: the batch's inputs [batch, d_in].
+        pre: their pre-activations [batch, d_sae] (used to select; gradient flows through the selected entries).
         residual: x_out − x̂ [batch, d_out]; treated as a constant target.
         dead: [d_sae] bool mask of dead latents.
         k_aux: number of dead latents each sample may use.
 
-    Returns ‖e − ê‖² / ‖e‖² over the batch (scale-free), with ê = top-k_aux(pre over dead latents) · W_dec.
+    Returns ‖e − ê‖² / ‖e‖² over the batch (scale-free), with ê = top-k_aux(pre over dead latents) · W_dec. It
+    runs on the sparse path (only the selected entries enter any product), whichever path trained the batch.
     """
     n_dead = int(dead.sum())
     if n_dead == 0:
         return pre.new_zeros(())
     dead_idx = dead.nonzero().squeeze(-1)
-    values, positions = pre[:, dead_idx].topk(min(k_aux, n_dead), dim=-1, sorted=False)
-    rows = dead_idx[positions]  # [batch, k]
-    estimate = torch.einsum("bk,bkd->bd", torch.relu(values), model.W_dec[rows])
+    values, positions = pre.detach()[:, dead_idx].topk(min(k_aux, n_dead), dim=-1, sorted=False)
+    active = ActiveLatents.from_row_topk(values, dead_idx[positions], model.d_sae)
+    estimate = sparse_decode(active, torch.relu(model.active_pre_activations(x_in, active)), model.W_dec)
     target = residual.detach()
     return (target - estimate).pow(2).sum() / target.pow(2).sum().clamp_min(1e-12)
 

@@ -86,6 +86,10 @@ class _MemberState:
             member.anchors = member.anchors.to(device)
         if cfg.has_sparsity_penalty and recipe.sparsity_coefficient == 0:
             raise ValueError(f"member {member.name!r}: activation {cfg.activation!r} needs sparsity_coefficient > 0")
+        if recipe.path == "sparse" and not member.model.has_sparse_path:
+            raise ValueError(
+                f"member {member.name!r}: path='sparse' needs a TopK-family activation, not {cfg.activation!r}"
+            )
         self.optimizer = torch.optim.Adam(member.model.parameters(), lr=recipe.lr, betas=recipe.adam_betas)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
@@ -184,7 +188,7 @@ class Trainer:
     # ---------------------------------------------------------------- one update
     def _update(self, state: _MemberState, x_in: Tensor, x_out: Tensor) -> dict[str, float]:
         member, model, recipe = state.member, state.member.model, state.member.recipe
-        out = model.loss(x_in, x_out)
+        out = model.loss(x_in, x_out, sparse={"auto": None, "sparse": True, "dense": False}[recipe.path])
         total = out.reconstruction
         terms = {"reconstruction": out.reconstruction.item()}
         if out.sparsity is not None:
@@ -195,7 +199,7 @@ class Trainer:
             terms["sparsity"] = out.sparsity.item()
             terms["sparsity_coefficient"] = coefficient
         if model.cfg.is_topk_family and recipe.aux_coefficient > 0:
-            aux = auxk_loss(model, out.pre, x_out - out.x_hat, state.tracker.dead_mask(), state.k_aux)
+            aux = auxk_loss(model, x_in, out.pre, x_out - out.x_hat, state.tracker.dead_mask(), state.k_aux)
             total = total + recipe.aux_coefficient * aux
             terms["auxk"] = aux.item()
         if member.anchors is not None and recipe.anchor_coefficient > 0:
@@ -212,10 +216,9 @@ class Trainer:
         state.scheduler.step()
         if recipe.decoder_norm == "unit":
             model.normalize_decoder_()
-        codes = out.codes.detach()
-        state.tracker.update(codes)
+        state.tracker.update(out.fired(), x_in.shape[0])
         terms["loss"] = total.item()
-        terms["l0"] = (codes != 0).sum(dim=-1).float().mean().item()
+        terms["l0"] = out.mean_l0()
         return terms
 
     def _maybe_resample(self, state: _MemberState) -> None:
