@@ -16,7 +16,6 @@ in a separate virtual environment and pass its interpreter with ``--dl-python`` 
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timing import matmul_gflops, peak_rss_mib
 
 CONFIGS = {
     "topk-384": {"activation": "topk", "d_in": 384, "d_sae": 3072, "k": 32, "batch": 4096, "steps": 14},
@@ -34,7 +34,7 @@ CONFIGS = {
     "relu-384": {"activation": "relu", "d_in": 384, "d_sae": 3072, "k": 0, "batch": 4096, "steps": 14},
 }
 WARMUP = 2
-LIBRARIES = ("dictlab", "saelens", "saelens-sparse", "dictionary_learning")
+LIBRARIES = ("dictlab", "saelens", "dictionary_learning")
 
 
 # ------------------------------------------------------------------------------------------------ worker side
@@ -79,7 +79,9 @@ def _dictlab(rows: torch.Tensor, cfg: dict, stamped: StampedBatches) -> None:
     Trainer([Member("m", model, recipe)], Source(), train).fit()  # type: ignore[arg-type]
 
 
-def _saelens(rows: torch.Tensor, cfg: dict, stamped: StampedBatches, sparse: bool) -> None:
+def _saelens(rows: torch.Tensor, cfg: dict, stamped: StampedBatches) -> None:
+    """SAELens's SAETrainer at its defaults (its ``use_sparse_activations=True`` fails in backward on CPU:
+    ``aten::view`` has no SparseCPU kernel in torch 2.13)."""
     from sae_lens import (
         SAETrainer,
         StandardTrainingSAE,
@@ -91,12 +93,14 @@ def _saelens(rows: torch.Tensor, cfg: dict, stamped: StampedBatches, sparse: boo
 
     common = {"d_in": cfg["d_in"], "d_sae": cfg["d_sae"], "dtype": "float32", "device": "cpu"}
     if cfg["activation"] == "topk":
-        sae = TopKTrainingSAE(TopKTrainingSAEConfig(k=cfg["k"], use_sparse_activations=sparse, **common))
+        sae = TopKTrainingSAE(TopKTrainingSAEConfig(k=cfg["k"], **common))
     else:
         sae = StandardTrainingSAE(StandardTrainingSAEConfig(l1_coefficient=1.0, **common))
     trainer_cfg = SAETrainerConfig(
         total_training_samples=cfg["steps"] * cfg["batch"],
         train_batch_size_samples=cfg["batch"],
+        lr=4e-4,
+        lr_end=4e-4,
         device="cpu",
         n_batches_for_norm_estimate=1,
         logger=LoggingConfig(log_to_wandb=False),
@@ -140,28 +144,17 @@ def worker(library: str, config: str, data: Path) -> None:
     stamped = StampedBatches(rows, cfg["batch"])
     if library == "dictlab":
         _dictlab(rows, cfg, stamped)
-    elif library in ("saelens", "saelens-sparse"):
-        _saelens(rows, cfg, stamped, sparse=library == "saelens-sparse")
+    elif library == "saelens":
+        _saelens(rows, cfg, stamped)
     else:
         _dictionary_learning(rows, cfg, stamped)
     stamps = stamped.stamps[-(cfg["steps"] - WARMUP) - 1 :]  # the warm-up batch's stamp, then one per timed step
     rate = (len(stamps) - 1) * cfg["batch"] / (stamps[-1] - stamps[0])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mib()
     print(json.dumps({"samples_per_s": rate, "peak_rss_mib": peak}))
 
 
 # ------------------------------------------------------------------------------------------------ driver side
-def matmul_gflops(batch: int, d_in: int, d_sae: int, repeats: int = 7) -> float:
-    a, b = torch.randn(batch, d_in), torch.randn(d_in, d_sae)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - started)
-    return 2 * batch * d_in * d_sae / statistics.median(times) / 1e9
-
-
 def make_rows(d_in: int, n_rows: int, folder: Path) -> tuple[Path, float]:
     """LRB rows of width ``d_in`` (4·d_in features, 1 − S = 0.01) saved as .npy; returns (path, generator seconds)."""
     from dictlab.data.lrb import LRBConfig, generate_lrb

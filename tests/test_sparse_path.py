@@ -12,8 +12,8 @@ from dictlab.training.dead_latents import auxk_loss
 D, D_SAE, K = 12, 96, 4
 
 
-def _model(activation: str, **cfg: object) -> SparseDictionary:
-    config = DictionaryConfig(d_in=D, d_out=D, d_sae=D_SAE, activation=activation, k=K, **cfg)  # type: ignore[arg-type]
+def _model(activation: str, d_out: int = D, **cfg: object) -> SparseDictionary:
+    config = DictionaryConfig(d_in=D, d_out=d_out, d_sae=D_SAE, activation=activation, k=K, **cfg)  # type: ignore[arg-type]
     model = SparseDictionary(config, torch.Generator().manual_seed(1)).double()
     with torch.no_grad():  # nonzero biases so every gradient term is exercised
         model.b_enc.normal_(0, 0.1, generator=torch.Generator().manual_seed(2))
@@ -21,9 +21,11 @@ def _model(activation: str, **cfg: object) -> SparseDictionary:
     return model
 
 
-def _grads(model: SparseDictionary, x: torch.Tensor, sparse: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def _grads(
+    model: SparseDictionary, x: torch.Tensor, sparse: bool, y: torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     model.zero_grad()
-    out = model.loss(x, x, sparse=sparse)
+    out = model.loss(x, x if y is None else y, sparse=sparse)
     out.reconstruction.backward()
     return out.reconstruction.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
@@ -43,6 +45,18 @@ def test_sparse_and_dense_paths_give_the_same_loss_and_gradients(activation: str
     reference = model.loss(x, x, sparse=False)
     torch.testing.assert_close(out.dense_codes(), reference.codes)
     assert torch.equal(out.fired(), reference.fired()) and out.mean_l0() == reference.mean_l0()
+
+
+def test_transcoder_paths_agree() -> None:
+    """d_out ≠ d_in and no input centring, as the bench's transcoder."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, D, generator=g, dtype=torch.float64), torch.randn(40, 7, generator=g, dtype=torch.float64)
+    model = _model("topk", d_out=7, kind="transcoder", apply_b_dec_to_input=False)
+    dense_loss, dense = _grads(model, x, sparse=False, y=y)
+    sparse_loss, sparse = _grads(model, x, sparse=True, y=y)
+    torch.testing.assert_close(sparse_loss, dense_loss)
+    for name in dense:
+        torch.testing.assert_close(sparse[name], dense[name], msg=f"gradient of {name}")
 
 
 def test_sparse_path_matches_in_eval_mode_with_a_learned_threshold() -> None:
@@ -120,3 +134,32 @@ def test_auto_path_and_bad_requests() -> None:
     with pytest.raises(ValueError, match="path='sparse'"):
         member = Member("m", relu, RecipeConfig(path="sparse", sparsity_coefficient=1.0))
         Trainer([member], ShuffledBatches(torch.randn(16, 8), 4, 0), TrainConfig(batch_size=4, steps=1))
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_paths_agree_in_float32_on_every_available_device(device: str) -> None:
+    x = torch.randn(256, D, generator=torch.Generator().manual_seed(0)).to(device)
+    model = _model("batchtopk").float().to(device)
+    dense_loss, dense = _grads(model, x, sparse=False)
+    sparse_loss, sparse = _grads(model, x, sparse=True)
+    torch.testing.assert_close(sparse_loss, dense_loss, rtol=1e-5, atol=1e-5)
+    for name in dense:
+        torch.testing.assert_close(sparse[name], dense[name], rtol=1e-4, atol=1e-5, msg=f"gradient of {name}")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_autocast_training_tracks_fp32(device: str) -> None:
+    rows = torch.randn(2048, D, generator=torch.Generator().manual_seed(0))
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        cfg = DictionaryConfig(d_in=D, d_out=D, d_sae=D_SAE, activation="topk", k=K)
+        model = SparseDictionary(cfg, torch.Generator().manual_seed(1))
+        member = Member(precision, model, RecipeConfig(path="sparse", lr=3e-3))
+        config = TrainConfig(batch_size=256, steps=60, progress=False, checkpoint_every=0, precision=precision)
+        (summary,) = Trainer([member], ShuffledBatches(rows, 256, 0), config, device=device).fit()
+        assert model.W_enc.dtype == torch.float32  # parameters stay fp32
+        losses[precision] = summary.last["reconstruction"]
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05)

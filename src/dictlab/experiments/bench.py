@@ -48,6 +48,7 @@ from dictlab.training import (
     Trainer,
     read_training_log,
 )
+from dictlab.training.config import Precision, TrainingPath
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ class BenchRequest(BaseModel):
         None, description="Override the preset's anchor terms of the +FA runs: both (the paper's), encoder, decoder."
     )
     sweep: bool = Field(True, description="Also run the preset's ReLU/JumpReLU sparsity-coefficient sweep.")
+    path: TrainingPath | None = Field(
+        None, description="Override the TopK family's training path: auto (the preset's), sparse or dense."
+    )
+    precision: Precision | None = Field(None, description="Override the preset's precision: fp32, tf32 or bf16.")
     progress: bool = Field(True, description="Show progress bars.")
 
 
@@ -118,6 +123,10 @@ def resolve_preset(request: BenchRequest) -> BenchPreset:
         update["anchor_seed"] = request.seed
     if request.anchor_terms is not None:
         update["anchor_terms"] = request.anchor_terms
+    if request.path is not None:
+        update["training_path"] = request.path
+    if request.precision is not None:
+        update["train"] = update.get("train", preset.train).model_copy(update={"precision": request.precision})
     return preset.model_copy(update=update)
 
 
@@ -154,6 +163,7 @@ def run_spec(
         dead_window_samples=preset.data.n_train,
         anchor_coefficient=preset.anchor_coefficient if anchored else 0.0,
         anchor_terms=preset.anchor_terms,
+        path=preset.training_path,
     )
     return RunSpec(name, method, anchored, dictionary, recipe)
 

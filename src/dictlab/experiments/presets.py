@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat
 
 from dictlab.data import LRBConfig
 from dictlab.training import AnchorTerms, TrainConfig
+from dictlab.training.config import TrainingPath
 
 PresetName = Literal["smoke", "default", "paper"]
 
@@ -39,6 +40,7 @@ class BenchPreset(BaseModel):
     n_anchors: int = Field(ge=0, description="Ground-truth features used as anchors in the +FA runs.")
     anchor_coefficient: float = Field(ge=0, description="λ_anchor of the +FA runs.")
     anchor_terms: AnchorTerms = Field("both", description="Anchor terms of the +FA runs (both = the paper's).")
+    training_path: TrainingPath = Field("auto", description="Training path of the TopK-family methods.")
     model_seed: int = Field(0, description="Seed of dictionary initialisation (the same for a plain/+FA pair).")
     anchor_seed: int = Field(0, description="Seed of the choice of anchored features.")
 

@@ -17,6 +17,7 @@ from dictlab.metrics.evaluate import reconstruction_metrics
 from dictlab.models import DictionaryConfig, SparseDictionary, save_dictionary
 from dictlab.models.config import ActivationName
 from dictlab.training import Member, RecipeConfig, TrainConfig, Trainer, identity_view
+from dictlab.training.config import Precision, TrainingPath
 
 METRICS_FILE = "metrics.json"
 
@@ -54,6 +55,8 @@ class StoreTrainRequest(BaseModel):
     )
     aux_coefficient: float = Field(1 / 32, ge=0, description="AuxK loss weight for the TopK family.")
     seed: int = Field(0, description="Seed of initialisation and batch order.")
+    path: TrainingPath = Field("auto", description="TopK family: sparse, dense, or auto (sparse when k/d_sae ≤ 1/16).")
+    precision: Precision = Field("fp32", description="fp32, tf32 (CUDA) or bf16 (autocast forward).")
     device: str = Field("cpu", description="cpu or cuda.")
     progress: bool = Field(True, description="Show a progress bar.")
 
@@ -96,6 +99,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
         lr=request.lr,
         sparsity_coefficient=request.sparsity_coefficient,
         aux_coefficient=request.aux_coefficient if cfg.is_topk_family else 0.0,
+        path=request.path,
     )
     train = TrainConfig(
         batch_size=request.batch_size,
@@ -104,6 +108,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
         seed=request.seed,
         progress=request.progress,
         checkpoint_every=200,
+        precision=request.precision,
     )
     echo(
         f"{store.root} [{store.entry.name}]: {batches.n_samples:,} training rows, "

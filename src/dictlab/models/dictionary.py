@@ -1,6 +1,7 @@
 """One sparse dictionary module for SAEs, transcoders and crosscoders."""
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor, nn
@@ -43,19 +44,21 @@ class DictionaryLoss:
         assert self.active is not None and self.active_codes is not None
         return self.active.to_dense(self.active_codes)
 
+    @cached_property
+    def firing_counts(self) -> Tensor:
+        """[d_sae] int64: samples of the batch in which each latent is nonzero."""
+        if self.codes is not None:
+            return (self.codes.detach() != 0).sum(dim=0)
+        assert self.active is not None and self.active_codes is not None
+        return torch.bincount(self.active.cols[self.active_codes != 0], minlength=self.active.d_sae)
+
     def fired(self) -> Tensor:
         """[d_sae] bool: latents nonzero for some sample of the batch."""
-        if self.codes is not None:
-            return (self.codes != 0).any(dim=0)
-        assert self.active is not None and self.active_codes is not None
-        return self.active.fired(self.active_codes)
+        return self.firing_counts > 0
 
     def mean_l0(self) -> float:
         """Mean number of nonzero codes per sample."""
-        if self.codes is not None:
-            return (self.codes != 0).sum(dim=-1).float().mean().item()
-        assert self.active is not None and self.active_codes is not None
-        return (self.active_codes != 0).sum().item() / self.active.batch
+        return self.firing_counts.sum().item() / self.x_hat.shape[0]
 
 
 class SparseDictionary(nn.Module):
@@ -100,8 +103,17 @@ class SparseDictionary(nn.Module):
         return x_in - self.b_dec if self.cfg.apply_b_dec_to_input else x_in
 
     def pre_activations(self, x_in: Tensor) -> Tensor:
-        """[batch, d_in] -> [batch, d_sae]."""
-        return torch.addmm(self.b_enc, self._centred(x_in), self.W_enc)
+        """[batch, d_in] -> [batch, d_sae].
+
+        Computed as [x, 1]·[W_enc; b_enc − b_dec·W_enc] (equal to (x − b_dec)·W_enc + b_enc): the biases ride inside
+        the one product. That saves the pass over the [batch, d_sae] output which addmm spends copying a broadcast
+        bias in, b_enc's separate column-sum in the backward and, above all, a whole [batch, d_sae]·[d_sae, d_in]
+        product that autograd would spend on the gradient of x − b_dec only to sum it into b_dec's.
+        """
+        self._check_input(x_in, self.cfg.d_in, "x_in")
+        bias = self.b_enc - self.b_dec @ self.W_enc if self.cfg.apply_b_dec_to_input else self.b_enc
+        ones = x_in.new_ones(x_in.shape[0], 1)
+        return torch.cat([x_in, ones], dim=1) @ torch.cat([self.W_enc, bias[None]])
 
     def active_pre_activations(self, x_in: Tensor, active: ActiveLatents) -> Tensor:
         """Differentiable pre-activations [nnz] of the entries in ``active``; the backward touches only them."""

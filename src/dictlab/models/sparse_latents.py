@@ -67,11 +67,6 @@ class ActiveLatents(NamedTuple):
         dense = values.new_zeros(self.batch, self.d_sae)
         return dense.index_put_((self.rows, self.cols), values)
 
-    def fired(self, values: Tensor) -> Tensor:
-        """[d_sae] bool: latents with a nonzero value for some sample."""
-        counts = torch.bincount(self.cols[values != 0], minlength=self.d_sae)
-        return counts > 0
-
     def _csr(self, values: Tensor, transpose: bool) -> Tensor:
         """``values`` as a sparse CSR matrix [batch, d_sae], or its transpose [d_sae, batch]."""
         with warnings.catch_warnings():  # "sparse CSR support is in beta": sparse × dense products are stable
@@ -105,7 +100,7 @@ class _ActivePreActivations(torch.autograd.Function):
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:  # type: ignore[override]
         x_c, W_enc = ctx.saved_tensors
         active: ActiveLatents = ctx.active
-        grad = grad.contiguous()
+        grad = grad.to(W_enc.dtype).contiguous()  # bf16 under autocast; the products run in the weights' dtype
         grad_x = grad_W = grad_b = None
         if ctx.needs_input_grad[0]:  # Σ_i g[b, i]·W_enc[:, i]: [batch, d_in]
             grad_x = torch.sparse.mm(active._csr(grad, transpose=False), W_enc.T.contiguous())
@@ -136,5 +131,6 @@ def sparse_decode(
     """
     if n_latents is not None and n_latents < active.d_sae:
         values = values * (active.cols < n_latents).to(values.dtype)
+    values = values.to(W_dec.dtype)  # autocast leaves embedding_bag alone; it needs matching dtypes
     out = F.embedding_bag(active.cols, W_dec, active.offsets, mode="sum", per_sample_weights=values)
     return out if b_dec is None else out + b_dec

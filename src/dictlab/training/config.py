@@ -11,6 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dictlab.training.anchoring import AnchorTerms
 
+TrainingPath = Literal["auto", "sparse", "dense"]
+"""TopK-family training path: sparse (one dense product), dense (the reference), auto (sparse when k/d_sae ≤ 1/16)."""
+
+Precision = Literal["fp32", "tf32", "bf16"]
+"""fp32; tf32: TF32 matmuls on CUDA; bf16: a bfloat16-autocast forward (CUDA or CPU)."""
+
 
 class TrainConfig(BaseModel):
     """The shared training loop."""
@@ -26,6 +32,11 @@ class TrainConfig(BaseModel):
         500, ge=0, description="Write a resumable checkpoint every this many steps (0: only at the end)."
     )
     progress: bool = Field(True, description="Show a progress bar.")
+    precision: Precision = Field(
+        "fp32",
+        description="fp32; tf32: TF32 matmuls on CUDA (Ampere or newer); bf16: autocast every forward pass to "
+        "bfloat16 (CUDA or CPU). Parameters and Adam state stay fp32 in every mode.",
+    )
 
     def total_steps(self, n_samples: int) -> int:
         """Steps for ``n_samples`` training rows: ``steps`` if set, else ⌈epochs · n_samples / batch_size⌉."""
@@ -52,7 +63,7 @@ class RecipeConfig(BaseModel):
         le=1,
         description="Ramp the sparsity coefficient linearly from 0 over this fraction of steps.",
     )
-    path: Literal["auto", "sparse", "dense"] = Field(
+    path: TrainingPath = Field(
         "auto",
         description="Training path of the TopK family: sparse (only the dense encoder product; every other product "
         "over the k active latents), dense (the reference), or auto (sparse when k/d_sae ≤ 1/16).",

@@ -18,11 +18,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from dictlab.atomic import atomic_path
-from dictlab.models.dictionary import SparseDictionary
+from dictlab.models.dictionary import DictionaryLoss, SparseDictionary
 from dictlab.training.anchoring import Anchors, anchor_loss
 from dictlab.training.batches import BatchSource
 from dictlab.training.config import RecipeConfig, TrainConfig
 from dictlab.training.dead_latents import FiringTracker, auxk_loss, resample_dead_latents
+from dictlab.training.precision import forward_autocast, tf32_matmuls
 from dictlab.training.schedules import lr_multiplier, warmup_multiplier
 
 View = Callable[[Tensor], tuple[Tensor, Tensor]]
@@ -186,7 +187,10 @@ class Trainer:
         self._initialised = True
 
     # ---------------------------------------------------------------- one update
-    def _update(self, state: _MemberState, x_in: Tensor, x_out: Tensor) -> dict[str, float]:
+    def _losses(
+        self, state: _MemberState, x_in: Tensor, x_out: Tensor
+    ) -> tuple[DictionaryLoss, Tensor, dict[str, float]]:
+        """The member's forward pass and every loss term (run under the configured autocast)."""
         member, model, recipe = state.member, state.member.model, state.member.recipe
         out = model.loss(x_in, x_out, sparse={"auto": None, "sparse": True, "dense": False}[recipe.path])
         total = out.reconstruction
@@ -206,10 +210,17 @@ class Trainer:
             anchor = anchor_loss(model, member.anchors, recipe.anchor_terms)
             total = total + recipe.anchor_coefficient * anchor
             terms["anchor"] = anchor.item()
-        if not torch.isfinite(total):
-            raise FloatingPointError(f"member {member.name!r}: loss became {total.item()} at step {self.step}")
-        state.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        return out, total, terms
+
+    def _update(self, state: _MemberState, x_in: Tensor, x_out: Tensor) -> dict[str, float]:
+        member, model, recipe = state.member, state.member.model, state.member.recipe
+        with tf32_matmuls(self.config.precision):
+            with forward_autocast(self.config.precision, self.device):
+                out, total, terms = self._losses(state, x_in, x_out)
+            if not torch.isfinite(total):
+                raise FloatingPointError(f"member {member.name!r}: loss became {total.item()} at step {self.step}")
+            state.optimizer.zero_grad(set_to_none=True)
+            total.backward()
         if recipe.decoder_norm == "unit":
             model.remove_radial_decoder_grad_()
         state.optimizer.step()
