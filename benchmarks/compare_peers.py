@@ -8,7 +8,8 @@ one .npy file through a plain iterator; the iterator stamps the time of every ba
 (batches − warm-up) × batch / (time between the warm-up batch and the last batch), i.e. steady-state training steps
 only, whatever each library does before and after its loop. Runs alternate between libraries and are repeated;
 the table shows medians. The dense FLOP limit (matmul rate measured in this run ÷ 10·d·F FLOPs per sample) and the
-LRB generator's time are printed beside them.
+LRB generator's time are printed beside them. Peers run at their defaults (dictlab's trainer retains freed memory
+on glibc, see ``dictlab.training.cpu_memory``; the peers' processes do not).
 
 dictionary_learning pulls nnsight and torchvision, which break transformers in a dictlab environment; install it
 in a separate virtual environment and pass its interpreter with ``--dl-python`` (see README, Performance).
@@ -27,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from timing import matmul_gflops, peak_rss_mib
+
+from dictlab.training.cpu_memory import retain_freed_memory
 
 CONFIGS = {
     "topk-384": {"activation": "topk", "d_in": 384, "d_sae": 3072, "k": 32, "batch": 4096, "steps": 14},
@@ -196,36 +199,52 @@ def main() -> None:
     configs = args.only or list(CONFIGS)
     libraries = [lib for lib in args.libraries if lib != "dictionary_learning" or args.dl_python]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; libraries: {', '.join(libraries)}")
+    retain_freed_memory()  # the matmul limit is measured at the machine's best, as dictlab's trainer runs
     with tempfile.TemporaryDirectory() as folder:
         data = {}
         for width in sorted({CONFIGS[c]["d_in"] for c in configs}):
             data[width], seconds = make_rows(width, args.rows, Path(folder))
             print(f"LRB generator: {args.rows:,} rows of width {width} ({4 * width} features) in {seconds:.1f} s")
         for config in configs:
-            cfg = CONFIGS[config]
-            results: dict[str, list[dict[str, float]]] = {lib: [] for lib in libraries}
-            gflops = []
-            for _ in range(args.repeats):
-                gflops.append(matmul_gflops(cfg["batch"], cfg["d_in"], cfg["d_sae"]))
-                for lib in libraries:
-                    python = args.dl_python if lib == "dictionary_learning" else sys.executable
-                    if (result := run_one(python, lib, config, data[cfg["d_in"]])) is not None:
-                        results[lib].append(result)
-            limit = statistics.median(gflops) * 1e9 / (10 * cfg["d_in"] * cfg["d_sae"])
-            print(
-                f"\n{config}: {cfg['activation']} {cfg['d_in']} → {cfg['d_sae']}"
-                + (f", k = {cfg['k']}" if cfg["k"] else "")
-                + f", batch {cfg['batch']}; matmul {statistics.median(gflops):.0f} GFLOP/s → dense limit "
-                f"{limit:,.0f} samples/s (medians of {args.repeats})"
-            )
-            rates = {lib: statistics.median(r["samples_per_s"] for r in runs) for lib, runs in results.items() if runs}
-            print("| library | samples/s | peak RSS (MiB) | dictlab ÷ library | ÷ dense limit |\n|---|---|---|---|---|")
-            for lib, runs in results.items():
-                if not runs:
-                    continue
-                peak = statistics.median(r["peak_rss_mib"] for r in runs)
-                ratio = rates.get("dictlab", float("nan")) / rates[lib]
-                print(f"| {lib} | {rates[lib]:,.0f} | {peak:,.0f} | {ratio:.2f} | {rates[lib] / limit:.2f} |")
+            compare(config, libraries, args, data[CONFIGS[config]["d_in"]])
+
+
+def compare(config: str, libraries: list[str], args: argparse.Namespace, data: Path) -> None:
+    """Run every library ``args.repeats`` times on ``config`` (interleaved) and print the comparison table.
+
+    Each repeat first measures the matmul rate (in this process, with freed memory retained: the best the machine
+    does), then runs each library once; ratios are taken within a repeat, where runs are minutes apart at most,
+    and the table shows their medians with the range of samples/s.
+    """
+    cfg = CONFIGS[config]
+    runs: dict[str, list[dict[str, float] | None]] = {lib: [] for lib in libraries}
+    limits = []
+    for _ in range(args.repeats):
+        limits.append(matmul_gflops(cfg["batch"], cfg["d_in"], cfg["d_sae"]) * 1e9 / (10 * cfg["d_in"] * cfg["d_sae"]))
+        for lib in libraries:
+            python = args.dl_python if lib == "dictionary_learning" else sys.executable
+            runs[lib].append(run_one(python, lib, config, data))
+    print(
+        f"\n{config}: {cfg['activation']} {cfg['d_in']} → {cfg['d_sae']}"
+        + (f", k = {cfg['k']}" if cfg["k"] else "")
+        + f", batch {cfg['batch']}; dense limit {statistics.median(limits):,.0f} samples/s "
+        f"(10·d·F FLOP/sample at the measured matmul rate); medians of {args.repeats} interleaved repeats"
+    )
+    print("| library | samples/s (range) | peak RSS (MiB) | dictlab ÷ library | ÷ dense limit |\n|---|---|---|---|---|")
+    ours = runs.get("dictlab", [None] * args.repeats)
+    for lib, results in runs.items():
+        done = [(r, o, limit) for r, o, limit in zip(results, ours, limits, strict=True) if r is not None]
+        if not done:
+            continue
+        rates = [r["samples_per_s"] for r, _, _ in done]
+        ratios = [o["samples_per_s"] / r["samples_per_s"] for r, o, _ in done if o is not None]
+        fraction = statistics.median(r["samples_per_s"] / limit for r, _, limit in done)
+        peak = statistics.median(r["peak_rss_mib"] for r, _, _ in done)
+        ratio = f"{statistics.median(ratios):.2f}" if ratios else "–"
+        print(
+            f"| {lib} | {statistics.median(rates):,.0f} ({min(rates):,.0f}–{max(rates):,.0f}) | {peak:,.0f} "
+            f"| {ratio} | {fraction:.2f} |"
+        )
 
 
 if __name__ == "__main__":

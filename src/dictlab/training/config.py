@@ -32,6 +32,11 @@ class TrainConfig(BaseModel):
         500, ge=0, description="Write a resumable checkpoint every this many steps (0: only at the end)."
     )
     progress: bool = Field(True, description="Show a progress bar.")
+    retain_cpu_memory: bool = Field(
+        True,
+        description="On CPU with glibc, keep freed memory for reuse instead of returning it to the OS (each step's "
+        "large tensors then skip fresh page faults; ~25 % faster steps; RSS stays at its peak).",
+    )
     precision: Precision = Field(
         "fp32",
         description="fp32; tf32: TF32 matmuls on CUDA (Ampere or newer); bf16: autocast every forward pass to "

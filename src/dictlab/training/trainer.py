@@ -22,6 +22,7 @@ from dictlab.models.dictionary import DictionaryLoss, SparseDictionary
 from dictlab.training.anchoring import Anchors, anchor_loss
 from dictlab.training.batches import BatchSource
 from dictlab.training.config import RecipeConfig, TrainConfig
+from dictlab.training.cpu_memory import retain_freed_memory
 from dictlab.training.dead_latents import FiringTracker, auxk_loss, resample_dead_latents
 from dictlab.training.precision import forward_autocast, tf32_matmuls
 from dictlab.training.schedules import lr_multiplier, warmup_multiplier
@@ -142,6 +143,8 @@ class Trainer:
         if batches.batch_size != config.batch_size:
             raise ValueError(f"batches have size {batches.batch_size}, config says {config.batch_size}")
         self.device = torch.device(device)
+        if self.device.type == "cpu" and config.retain_cpu_memory:
+            retain_freed_memory()
         self.config = config
         self.batches = batches
         self.total_steps = config.total_steps(batches.n_samples)
