@@ -17,6 +17,7 @@ from timing import matmul_gflops
 
 from dictlab.models import DictionaryConfig, SparseDictionary
 from dictlab.training import Member, RecipeConfig, ShuffledBatches, TrainConfig, Trainer
+from dictlab.training.cpu_memory import retain_freed_memory
 
 
 def train_rate(activation: str, path: str, args: argparse.Namespace) -> float:
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(f"{args.d_in} -> {args.d_sae}, batch {args.batch}, k {args.k}, torch threads {torch.get_num_threads()}")
+    retain_freed_memory()  # as the trainer does: the matmul rate is then measured at the machine's best
     runs = [("relu", "dense"), ("jumprelu", "dense")]
     runs += [(a, p) for a in ("topk", "batchtopk", "matryoshka") for p in ("sparse", "dense")]
     rates: dict[tuple[str, str], list[float]] = {run: [] for run in runs}

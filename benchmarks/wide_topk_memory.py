@@ -3,8 +3,8 @@
 Usage: python benchmarks/wide_topk_memory.py [--d-sae 65536] [--steps 4] [--path sparse|dense]
 
 Trains ``steps`` full updates (Adam, AuxK on, decoder renormalisation) on random rows and prints samples/s after
-the first step and the process's peak RSS. Parameters, gradients and Adam moments alone take 16·d_in·d_sae bytes
-(3.2 GiB at the default size); the [batch, d_sae] pre-activations another 4·batch·d_sae (1 GiB).
+the first step and the process's peak RSS. Parameters, gradients and Adam moments alone take 32·d_in·d_sae bytes
+(1.5 GiB at the default size); the [batch, d_sae] pre-activations another 4·batch·d_sae (1 GiB).
 """
 
 import argparse
