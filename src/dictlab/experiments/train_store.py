@@ -57,6 +57,9 @@ class StoreTrainRequest(BaseModel):
     seed: int = Field(0, description="Seed of initialisation and batch order.")
     path: TrainingPath = Field("auto", description="TopK family: sparse, dense, or auto (sparse when k/d_sae ≤ 1/16).")
     precision: Precision = Field("fp32", description="fp32, tf32 (CUDA) or bf16 (autocast forward).")
+    retain_cpu_memory: bool = Field(
+        True, description="Keep freed memory for reuse on CPU (faster steps; peak RSS varies by ~0.2 GiB more)."
+    )
     device: str = Field("cpu", description="cpu or cuda.")
     progress: bool = Field(True, description="Show a progress bar.")
 
@@ -109,6 +112,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
         progress=request.progress,
         checkpoint_every=200,
         precision=request.precision,
+        retain_cpu_memory=request.retain_cpu_memory,
     )
     echo(
         f"{store.root} [{store.entry.name}]: {batches.n_samples:,} training rows, "
