@@ -12,7 +12,7 @@ LRB generator's time are printed beside them. Peers run at their defaults (dictl
 on glibc, see ``dictlab.training.cpu_memory``; the peers' processes do not).
 
 dictionary_learning pulls nnsight and torchvision, which break transformers in a dictlab environment; install it
-in a separate virtual environment and pass its interpreter with ``--dl-python`` (see README, Performance).
+in a separate virtual environment and pass its interpreter with ``--dl-python`` (see docs/performance.md).
 """
 
 import argparse

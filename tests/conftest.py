@@ -21,3 +21,11 @@ def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lm_fixtures import make_tiny_causal_lm
 
     return make_tiny_causal_lm(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small text corpus (1500 random word sequences) for the capture and train-on-store tests."""
+    from lm_fixtures import write_word_corpus
+
+    return write_word_corpus(tmp_path_factory.mktemp("corpus") / "texts.txt")

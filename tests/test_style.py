@@ -1,4 +1,5 @@
-"""The code base stays ruff-clean (lint and format); part of the test command so CI enforces it."""
+"""The code base stays ruff-clean (lint and format) and pyright-clean (basic mode, over src/); part of the test
+command so CI enforces it."""
 
 import shutil
 import subprocess
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+DEV_EXTRA = "part of the dev extra: python -m pip install -e '.[dev]' -c constraints.txt"
 
 
 @pytest.mark.parametrize(
@@ -14,6 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 )
 def test_ruff(args: list[str]) -> None:
     ruff = shutil.which("ruff")
-    assert ruff is not None, "ruff is part of the dev extra: python -m pip install -e '.[dev]' -c constraints.txt"
+    assert ruff is not None, f"ruff is {DEV_EXTRA}"
     proc = subprocess.run([ruff, *args], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_pyright_basic_over_src() -> None:
+    pyright = shutil.which("pyright")
+    assert pyright is not None, f"pyright is {DEV_EXTRA}"
+    proc = subprocess.run([pyright], cwd=ROOT, capture_output=True, text=True, timeout=900)  # [tool.pyright]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 errors" in proc.stdout, proc.stdout

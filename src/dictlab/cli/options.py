@@ -8,6 +8,7 @@ import click
 from pydantic import BaseModel
 
 F = TypeVar("F", bound=Callable[..., Any])
+M = TypeVar("M", bound=BaseModel)
 
 
 def _click_type(annotation: Any) -> tuple[Any, bool]:
@@ -61,7 +62,7 @@ def options_from_model(
     return decorate
 
 
-def model_from_options(model: type[BaseModel], values: dict[str, Any]) -> BaseModel:
+def model_from_options(model: type[M], values: dict[str, Any]) -> M:
     """Validate CLI values into ``model``; comma-separated strings become tuples for tuple fields."""
     parsed = {}
     for name, value in values.items():

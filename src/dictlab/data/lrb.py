@@ -29,85 +29,87 @@ class LRBConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    n_features: int = Field(1000, ge=2, description="Number of ground-truth features n (paper: 1000).")
+    n_features: int = Field(default=1000, ge=2, description="Number of ground-truth features n (paper: 1000).")
     d_in: int = Field(
-        768, gt=0, description="Input width n_p of W_p, also each crosscoder source's width (paper: 768)."
+        default=768, gt=0, description="Input width n_p of W_p, also each crosscoder source's width (paper: 768)."
     )
     d_out: int = Field(
-        768,
+        default=768,
         gt=0,
         description="Transcoder target width n_r of W_r (paper: 768; W_r's construction is unstated, "
         "dictlab uses an independent PGD matrix).",
     )
     n_sources: int = Field(
-        2,
+        default=2,
         ge=1,
         description="Crosscoder sources m: independent PGD matrices sharing the codes (paper silent; 2).",
     )
     sparsity: float = Field(
-        0.99, gt=0, lt=1, description="S = Pr(feature inactive); features fire iid w.p. 1-S (paper: 0.99)."
+        default=0.99, gt=0, lt=1, description="S = Pr(feature inactive); features fire iid w.p. 1-S (paper: 0.99)."
     )
     max_interference: float = Field(
-        0.1, gt=0, lt=1, description="M: PGD stops once max signed off-diagonal <w_i, w_j> <= M (paper: 0.1)."
+        default=0.1, gt=0, lt=1, description="M: PGD stops once max signed off-diagonal <w_i, w_j> <= M (paper: 0.1)."
     )
     pgd_eps: float = Field(
-        1e-3,
+        default=1e-3,
         gt=0,
         description="PGD tolerance margin eps, the loss targets M-eps (paper silent; 1e-3 like the only "
         "public re-implementation).",
     )
     pgd_neg_weight: float = Field(
-        1e-3,
+        default=1e-3,
         ge=0,
         description="PGD weight lambda on positive inner products, favouring negative interference (paper "
         "silent; 1e-3 like the only public re-implementation).",
     )
     pgd_step: float = Field(
-        0.05,
+        default=0.05,
         gt=0,
         description="PGD step size eta (paper silent; 0.05 like the only public re-implementation, reaches "
         "M=0.1 in ~10 steps).",
     )
     pgd_max_iter: int = Field(
-        10_000,
+        default=10_000,
         ge=0,
         description="PGD iteration cap before failing with an error (paper silent; 10,000, far above the ~10 "
         "needed at the defaults).",
     )
     c_min: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         description="c_min: minimum active magnitude, active value = c_min + Exp(beta) (paper silent; 0 like "
         "the only public re-implementation).",
     )
     beta: float = Field(
-        1.0,
+        default=1.0,
         gt=0,
         description="beta: MEAN (scale) of the exponential part of active magnitudes (paper silent; 1, where "
         "scale and rate readings agree).",
     )
-    n_train: int = Field(100_000, ge=1, description="Training samples (paper: N = 100,000).")
-    n_val: int = Field(10_000, ge=0, description="Validation samples: same matrices, own code seed (paper: no split).")
+    n_train: int = Field(default=100_000, ge=1, description="Training samples (paper: N = 100,000).")
+    n_val: int = Field(
+        default=10_000, ge=0, description="Validation samples: same matrices, own code seed (paper: no split)."
+    )
     n_test: int = Field(
-        10_000,
+        default=10_000,
         ge=0,
         description="Test samples for FVU, L0 and dead fraction: same matrices, own code seed (paper has no "
         "split; 10,000).",
     )
     seed: int = Field(
-        0,
+        default=0,
         ge=0,
         description="Master seed; separate sub-seeds for W_p, W_r, crosscoder sources and each split's codes "
         "are derived from it.",
     )
     n_parents: int = Field(
-        0,
+        default=0,
         ge=0,
         description="Planted hierarchies: parents active iff any child is active (paper Def. 3.2; 0 = off, "
         "as in the paper's bench).",
     )
     children_per_parent: int = Field(
-        4,
+        default=4,
         ge=1,
         description="Children per planted parent, ordinary features disjoint from all others (4 as in the "
         "paper's Example 3.7).",
@@ -180,7 +182,7 @@ def sample_codes(
     for start in range(0, n_samples, _CODE_CHUNK_ROWS):
         rows = min(_CODE_CHUNK_ROWS, n_samples - start)
         active = torch.rand(rows, n_features, generator=generator) < (1.0 - sparsity)
-        if child_index is not None and child_index.numel() > 0:
+        if child_index is not None and parent_of_child is not None and child_index.numel() > 0:
             active_children = torch.zeros(rows, n_features).index_add_(
                 1, parent_of_child, active[:, child_index].float()
             )

@@ -1,6 +1,6 @@
 """Optimality diagnostics: the nonnegative L1 dictionary problem (P_K), its first-order conditions, the pairwise
 hull test, hierarchy / dense / residual structure, and the convex wide-dictionary limit (after Dorrell,
-arXiv 2606.02385; derivations in the README's "Optimality diagnostics" section)."""
+arXiv 2606.02385; the derivations are in docs/optimality.md)."""
 
 from dictlab.diagnostics.codes import LassoResult, nonnegative_lasso
 from dictlab.diagnostics.conditions import check_conditions

@@ -37,27 +37,34 @@ class DiagnoseOptions(BaseModel):
     """How to diagnose a dictionary."""
 
     lam: float | None = Field(
-        None, gt=0, description="λ of (P_K). Default: ReLU training coefficient / 2, else estimated from the codes."
+        default=None,
+        gt=0,
+        description="λ of (P_K). Default: ReLU training coefficient / 2, else estimated from the codes.",
     )
     codes: CodesMode = Field(
-        "auto",
+        default="auto",
         description="exact: recompute the optimal codes for the decoder; encoder: the SAE's own (amortised) codes; "
         "auto: exact when N·K·D ≤ 2e9, else encoder.",
     )
     max_points: int = Field(
-        100_000, gt=0, description="Use at most this many data rows (the first ones) when loading and encoding data."
+        default=100_000,
+        gt=0,
+        description="Use at most this many data rows (the first ones) when loading and encoding data.",
     )
-    tolerance: float = Field(1e-5, gt=0, description="Relative tolerance for a condition to count as holding.")
+    tolerance: float = Field(default=1e-5, gt=0, description="Relative tolerance for a condition to count as holding.")
     max_dense_points: int = Field(
-        8192, gt=0, description="C1 off the support needs R·Wᵀ; beyond this many points it runs on a subsample."
+        default=8192, gt=0, description="C1 off the support needs R·Wᵀ; beyond this many points it runs on a subsample."
     )
-    lp_pairs: int = Field(8, ge=0, description="Run the exact LP hull test on this many of the worst pairs.")
-    lp_neighbours: int = Field(8, ge=1, description="Neighbours (largest |cosine|) per atom in the multi-atom LP.")
+    lp_pairs: int = Field(default=8, ge=0, description="Run the exact LP hull test on this many of the worst pairs.")
+    lp_neighbours: int = Field(
+        default=8, ge=1, description="Neighbours (largest |cosine|) per atom in the multi-atom LP."
+    )
     pairs: tuple[tuple[int, int], ...] = Field(
-        (), description="Extra atom pairs j:k to test with the LP, E3/E4 and hierarchy statistics (e.g. 3:7,5:9)."
+        default=(),
+        description="Extra atom pairs j:k to test with the LP, E3/E4 and hierarchy statistics (e.g. 3:7,5:9).",
     )
-    n_worst: int = Field(20, gt=0, description="Worst offenders listed per check.")
-    seed: int = Field(0, description="Seed for subsampling.")
+    n_worst: int = Field(default=20, gt=0, description="Worst offenders listed per check.")
+    seed: int = Field(default=0, description="Seed for subsampling.")
 
     @field_validator("pairs", mode="before")
     @classmethod
@@ -290,7 +297,7 @@ def diagnose_model(
         lam, lam_source = options.lam, "given"
     elif training_coefficient is not None:
         lam = lambda_from_coefficient(training_coefficient)
-        lam_source = f"training coefficient {training_coefficient:g} / 2"
+        lam_source = f"training coefficient {training_coefficient:g} (raw-data units) / 2"
     else:
         lam = effective_lambda(X_out, dictionary, amortised)  # raises the explanatory error when impossible
         lam_source = "estimated: median w_kᵀr_n over the encoder's active codes"

@@ -69,14 +69,14 @@ def hierarchy_pairs(
         if parent not in min_g:
             min_g[parent] = float((-(R @ W[parent].to(R.dtype)) / lam).clamp_min(0).max())
         cos = float(W[parent] @ W[child])
-        p_pc = len(both) / counts[child]
+        p_pc = float(len(both) / counts[child])
         out.append(
             HierarchyPair(
                 parent=parent,
                 child=child,
                 cosine=cos,
                 p_parent_given_child=p_pc,
-                p_child_given_parent=len(both) / counts[parent],
+                p_child_given_parent=float(len(both) / counts[parent]),
                 child_mass_outside_parent=m_outside,
                 absorption_ratio=1 - p_pc,
                 bound_slack=(1 + min_g[parent]) * m_outside - (1 - cos),

@@ -48,7 +48,8 @@ class PairVerdict(BaseModel):
     margin_j_given_k: float = Field(description="M_{j|k} / ((1 − c_jk)ā_j) − 1.")
     nested: bool = Field(description="One atom's support lies inside the other's (M = 0 one way).")
     lower_end_fails: bool = Field(
-        False, description="With a bias: one atom is active wherever the other is silent, always above its bound."
+        default=False,
+        description="With a bias: one atom is active wherever the other is silent, always above its bound.",
     )
     passes: bool
 
@@ -96,7 +97,7 @@ class _Columns:
         csc = codes.scipy_csc()
         csc.sort_indices()
         col_of = np.repeat(np.arange(codes.n_atoms), np.diff(csc.indptr))
-        order = np.lexsort((-csc.data, col_of))
+        order = np.lexsort((np.negative(csc.data), col_of))
         keys = np.sort(codes.rows.numpy() * codes.n_atoms + codes.cols.numpy())
         return cls(csc, csc.indices[order], csc.data[order], csc.indptr, keys)
 

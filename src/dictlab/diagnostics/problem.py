@@ -4,8 +4,7 @@
 
 Conventions (rows are data points, as in the rest of dictlab): data ``X: [N, D]``, atoms ``W: [K, D]`` with unit
 rows (the normalised decoder rows of an SAE), codes ``A: [N, K] ≥ 0``, optional bias ``b: [D]``, residuals
-``R = X − A·W − b: [N, D]``. Derivations: ``docs``/README section "Optimality diagnostics" and
-Dorrell (arXiv 2606.02385).
+``R = X − A·W − b: [N, D]``. Derivations: docs/optimality.md, after Dorrell (arXiv 2606.02385).
 """
 
 import math

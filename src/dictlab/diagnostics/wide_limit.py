@@ -28,9 +28,9 @@ class WideLimitSummary(BaseModel):
     duality_gap: float = Field(description="Primal value at the computed b* minus the bound (0 = exact).")
     ball_fraction: float = Field(description="Share of points with ‖x_n − b*‖ ≤ λ: zero code in the limit.")
     iterations: int
-    dictionary_loss: float | None = Field(None, description="(P_K) loss of the diagnosed dictionary.")
-    gap: float | None = Field(None, description="dictionary_loss − P_∞ (≥ 0).")
-    relative_gap: float | None = Field(None, description="gap / P_∞.")
+    dictionary_loss: float | None = Field(default=None, description="(P_K) loss of the diagnosed dictionary.")
+    gap: float | None = Field(default=None, description="dictionary_loss − P_∞ (≥ 0).")
+    relative_gap: float | None = Field(default=None, description="gap / P_∞.")
 
 
 @dataclass(frozen=True)

@@ -23,23 +23,33 @@ class CaptureConfig(BaseModel):
         description="Text source: wordnet-nouns, wordnet-verbs, fortunes, python-docs, or a .txt/.jsonl file."
     )
     out: Path = Field(description="Store folder (created; re-running the same command resumes it).")
-    max_tokens: int | None = Field(None, gt=0, description="Stop after the batch that reaches this many kept tokens.")
-    max_per_class: int | None = Field(
-        None, gt=0, description="Balanced subsample: at most this many texts per label (seeded)."
+    max_tokens: int | None = Field(
+        default=None, gt=0, description="Stop after the batch that reaches this many kept tokens."
     )
-    max_texts: int | None = Field(None, gt=0, description="Use at most this many texts of the corpus.")
-    max_length: int = Field(128, gt=1, description="Truncate texts to this many tokens.")
-    batch_size: int = Field(16, gt=0, description="Texts per forward pass.")
-    bucket_batches: int = Field(32, gt=0, description="Sort texts by length within windows of this many batches.")
-    skip_first: int = Field(1, ge=0, description="Drop the first N real positions of each text (attention sink).")
-    drop_special: bool = Field(True, description="Drop special-token positions (BOS, CLS, SEP, EOS).")
-    pool: Literal["none", "mean"] = Field("none", description="none: one row per token; mean: one row per text.")
-    dtype: Literal["float32", "float16"] = Field("float32", description="Storage dtype of the activations.")
-    model_dtype: Literal["float32", "float16", "bfloat16"] = Field("float32", description="Dtype to run the model.")
-    shard_rows: int = Field(65_536, gt=0, description="Commit a shard once this many rows are buffered.")
-    seed: int = Field(0, description="Seed of the text order.")
-    device: str = Field("cpu", description="Device to run the model on (cuda when available).")
-    progress: bool = Field(True, description="Show a progress bar with tokens/s.")
+    max_per_class: int | None = Field(
+        default=None, gt=0, description="Balanced subsample: at most this many texts per label (seeded)."
+    )
+    max_texts: int | None = Field(default=None, gt=0, description="Use at most this many texts of the corpus.")
+    max_length: int = Field(default=128, gt=1, description="Truncate texts to this many tokens.")
+    batch_size: int = Field(default=16, gt=0, description="Texts per forward pass.")
+    bucket_batches: int = Field(
+        default=32, gt=0, description="Sort texts by length within windows of this many batches."
+    )
+    skip_first: int = Field(
+        default=1, ge=0, description="Drop the first N real positions of each text (attention sink)."
+    )
+    drop_special: bool = Field(default=True, description="Drop special-token positions (BOS, CLS, SEP, EOS).")
+    pool: Literal["none", "mean"] = Field(
+        default="none", description="none: one row per token; mean: one row per text."
+    )
+    dtype: Literal["float32", "float16"] = Field(default="float32", description="Storage dtype of the activations.")
+    model_dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        default="float32", description="Dtype to run the model."
+    )
+    shard_rows: int = Field(default=65_536, gt=0, description="Commit a shard once this many rows are buffered.")
+    seed: int = Field(default=0, description="Seed of the text order.")
+    device: str = Field(default="cpu", description="Device to run the model on (cuda when available).")
+    progress: bool = Field(default=True, description="Show a progress bar with tokens/s.")
 
     def settings(self) -> dict[str, Any]:
         """The settings that determine the store's content (a resumed capture must repeat them)."""

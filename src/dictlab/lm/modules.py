@@ -38,7 +38,7 @@ def resolve_modules(model: nn.Module, patterns: list[str] | tuple[str, ...]) -> 
         match = re.fullmatch(r"layer:(-?\d+)", pattern.strip())
         if match:
             blocks = block_list_name(model)
-            count = len(model.get_submodule(blocks))
+            count = len(list(model.get_submodule(blocks).children()))
             index = int(match.group(1))
             if not -count <= index < count:
                 raise ValueError(f"{pattern!r}: the model has {count} blocks (layer:0 … layer:{count - 1})")

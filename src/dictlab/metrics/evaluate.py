@@ -1,9 +1,9 @@
 """Evaluate a trained dictionary against known ground truth: recovery on encoder and decoder, reconstruction."""
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
 
 import torch
+from pydantic import BaseModel, ConfigDict
 from torch import Tensor
 
 from dictlab.metrics.chance import random_dictionary_mip
@@ -23,8 +23,7 @@ PRIMARY_TAU = 0.95
 SECONDARY_TAU = 0.90
 
 
-@dataclass(frozen=True)
-class Evaluation:
+class Evaluation(BaseModel):
     """Ground-truth and reconstruction metrics of one dictionary.
 
     Recovery metrics cover the non-anchored features only (as in the paper); ``anchored_mip_*`` covers the anchored
@@ -32,6 +31,8 @@ class Evaluation:
     ``*_dec`` compares decoder rows ``W_dec[i]`` with the output-side truth. ``mip_chance`` is the MIP that d_sae
     uniformly random directions score against the same non-anchored input-side truth: the floor a MIP is read against.
     """
+
+    model_config = ConfigDict(frozen=True)
 
     gt_recovery_enc: float
     gt_recovery_dec: float
@@ -52,9 +53,6 @@ class Evaluation:
     curve_dec: list[float]
     best_cos_enc: list[float]
     best_cos_dec: list[float]
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def recovery_probe(

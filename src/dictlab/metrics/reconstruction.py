@@ -5,6 +5,8 @@ crosscoder's [B, n_layers, d]); codes are the latent activations [B, d_sae]. A l
 is nonzero.
 """
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
@@ -75,6 +77,20 @@ def dead_fraction(counts: Tensor) -> float:
     return (counts == 0).to(torch.float64).mean().item()
 
 
+@dataclass
+class _Sums:
+    """The running float64 sums of :class:`ReconstructionStats` (allocated on its first batch)."""
+
+    mean: Tensor
+    """Per-dimension mean of x so far: [d]."""
+    m2: Tensor
+    """Per-dimension sum of squared deviations from the mean: [d]."""
+    squared_error: Tensor
+    counts: Tensor
+    """Per-latent firing counts: [d_sae] int64."""
+    nonzero: Tensor
+
+
 class ReconstructionStats:
     """Streams L0, FVU and dead fraction over batches without holding the data.
 
@@ -86,18 +102,14 @@ class ReconstructionStats:
 
     def __init__(self) -> None:
         self.n_samples = 0
-        self._mean: Tensor | None = None
-        self._m2: Tensor | None = None
-        self._counts: Tensor | None = None
-        self._squared_error: Tensor | None = None
-        self._nonzero: Tensor | None = None
+        self._sums: _Sums | None = None
 
     @property
     def counts(self) -> Tensor:
         """Per-latent firing counts so far: [d_sae] int64."""
-        if self._counts is None:
+        if self._sums is None:
             raise ValueError("no batches have been added yet")
-        return self._counts
+        return self._sums.counts
 
     @torch.no_grad()
     def update(self, x_out: Tensor, x_hat: Tensor, codes: Tensor) -> None:
@@ -110,41 +122,46 @@ class ReconstructionStats:
         x64 = x_out.reshape(batch, -1).to(torch.float64)
         x_hat64 = x_hat.reshape(batch, -1).to(torch.float64)
         firing = codes != 0
-        if self._mean is None:
+        if self._sums is None:
             device = x64.device
-            self._mean = torch.zeros(x64.shape[1], dtype=torch.float64, device=device)
-            self._m2 = torch.zeros_like(self._mean)
-            self._squared_error = torch.zeros((), dtype=torch.float64, device=device)
-            self._counts = torch.zeros(codes.shape[1], dtype=torch.int64, device=codes.device)
-            self._nonzero = torch.zeros((), dtype=torch.int64, device=codes.device)
-        if x64.shape[1] != self._mean.shape[0]:
-            raise ValueError(f"x_out has {x64.shape[1]} features per row, earlier batches had {self._mean.shape[0]}")
-        if codes.shape[1] != self._counts.shape[0]:
-            raise ValueError(f"codes has d_sae={codes.shape[1]}, earlier batches had {self._counts.shape[0]}")
-        x64 = x64.to(self._mean.device)
-        x_hat64 = x_hat64.to(self._mean.device)
-        firing = firing.to(self._counts.device)
+            mean = torch.zeros(x64.shape[1], dtype=torch.float64, device=device)
+            self._sums = _Sums(
+                mean=mean,
+                m2=torch.zeros_like(mean),
+                squared_error=torch.zeros((), dtype=torch.float64, device=device),
+                counts=torch.zeros(codes.shape[1], dtype=torch.int64, device=codes.device),
+                nonzero=torch.zeros((), dtype=torch.int64, device=codes.device),
+            )
+        sums = self._sums
+        if x64.shape[1] != sums.mean.shape[0]:
+            raise ValueError(f"x_out has {x64.shape[1]} features per row, earlier batches had {sums.mean.shape[0]}")
+        if codes.shape[1] != sums.counts.shape[0]:
+            raise ValueError(f"codes has d_sae={codes.shape[1]}, earlier batches had {sums.counts.shape[0]}")
+        x64 = x64.to(sums.mean.device)
+        x_hat64 = x_hat64.to(sums.mean.device)
+        firing = firing.to(sums.counts.device)
 
         batch_mean = x64.mean(dim=0)
         batch_m2 = (x64 - batch_mean).square().sum(dim=0)
         total = self.n_samples + batch
-        delta = batch_mean - self._mean
-        self._mean += delta * (batch / total)
-        self._m2 += batch_m2 + delta.square() * (self.n_samples * batch / total)
+        delta = batch_mean - sums.mean
+        sums.mean += delta * (batch / total)
+        sums.m2 += batch_m2 + delta.square() * (self.n_samples * batch / total)
         self.n_samples = total
-        self._squared_error += (x64 - x_hat64).square().sum()
-        self._counts += firing.sum(dim=0, dtype=torch.int64)
-        self._nonzero += firing.sum(dtype=torch.int64)
+        sums.squared_error += (x64 - x_hat64).square().sum()
+        sums.counts += firing.sum(dim=0, dtype=torch.int64)
+        sums.nonzero += firing.sum(dtype=torch.int64)
 
     def result(self) -> dict[str, float]:
         """Keys "l0" (mean nonzeros per sample), "fvu", "dead_fraction" (share of never-fired latents)."""
-        if self._m2 is None:
+        sums = self._sums
+        if sums is None:
             raise ValueError("no batches have been added yet")
-        total_variance = self._m2.sum().item()
+        total_variance = sums.m2.sum().item()
         if total_variance == 0:
             raise ValueError("x_out has zero variance over all batches; FVU is undefined")
         return {
-            "l0": self._nonzero.item() / self.n_samples,
-            "fvu": self._squared_error.item() / total_variance,
-            "dead_fraction": dead_fraction(self._counts),
+            "l0": sums.nonzero.item() / self.n_samples,
+            "fvu": sums.squared_error.item() / total_variance,
+            "dead_fraction": dead_fraction(sums.counts),
         }

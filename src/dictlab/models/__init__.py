@@ -7,9 +7,11 @@ from dictlab.models.activations import (
     Matryoshka,
     ReLU,
     TopK,
-    build_activation,
+    activation_class,
+    activation_names,
+    register_activation,
 )
-from dictlab.models.config import ActivationName, DictionaryConfig, DictionaryKind
+from dictlab.models.config import DictionaryConfig, DictionaryKind
 from dictlab.models.dictionary import DictionaryLoss, SparseDictionary
 from dictlab.models.io import RunFolderError, load_dictionary, read_run_config, save_dictionary
 from dictlab.models.saelens import (
@@ -22,7 +24,6 @@ from dictlab.models.saelens import (
 
 __all__ = [
     "Activation",
-    "ActivationName",
     "BatchTopK",
     "DictionaryConfig",
     "DictionaryKind",
@@ -34,12 +35,14 @@ __all__ = [
     "SAELensFormatError",
     "SparseDictionary",
     "TopK",
-    "build_activation",
+    "activation_class",
+    "activation_names",
     "is_saelens_folder",
     "load_dictionary",
     "load_saelens",
     "read_run_config",
     "read_saelens_config",
+    "register_activation",
     "save_dictionary",
     "save_saelens",
 ]

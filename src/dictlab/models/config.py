@@ -1,12 +1,15 @@
 """The architecture of one sparse dictionary: kind, dimensions, activation and its hyperparameters."""
 
-import itertools
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from dictlab.models.activations.registry import activation_class
+
+if TYPE_CHECKING:
+    from dictlab.models.activations.base import Activation
 
 DictionaryKind = Literal["sae", "transcoder", "crosscoder"]
-ActivationName = Literal["relu", "jumprelu", "topk", "batchtopk", "matryoshka"]
 
 
 class DictionaryConfig(BaseModel):
@@ -18,37 +21,47 @@ class DictionaryConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: DictionaryKind = Field(
-        "sae",
+        default="sae",
         description="sae (target = input), transcoder (input -> other target), crosscoder (sources concatenated).",
     )
     d_in: int = Field(gt=0, description="Input width n_p (crosscoder: all sources concatenated).")
     d_out: int = Field(gt=0, description="Target width n_r (sae and crosscoder: equal to d_in).")
     d_sae: int = Field(gt=0, description="Number of latents n_q.")
-    n_sources: int = Field(1, gt=0, description="Crosscoder: number of concatenated sources (1 otherwise).")
-    activation: ActivationName = Field("topk", description="Sparsifying nonlinearity σ.")
+    n_sources: int = Field(default=1, gt=0, description="Crosscoder: number of concatenated sources (1 otherwise).")
+    activation: str = Field(
+        default="topk", description="Sparsifying nonlinearity σ: a registered activation (relu, jumprelu, topk, ...)."
+    )
     k: int | None = Field(
-        None, gt=0, description="Active latents per sample for topk/batchtopk/matryoshka (batch mean)."
+        default=None,
+        gt=0,
+        description="Active latents per sample (batch mean) for activations that use k (the TopK family).",
     )
     jumprelu_init_threshold: float = Field(
-        0.01, gt=0, description="JumpReLU: initial threshold θ for every latent (SAELens default)."
+        default=0.01, gt=0, description="JumpReLU: initial threshold θ for every latent (SAELens default)."
     )
     jumprelu_bandwidth: float = Field(
-        0.05, gt=0, description="JumpReLU: width ε of the rectangle kernel of the straight-through estimator."
+        default=0.05, gt=0, description="JumpReLU: width ε of the rectangle kernel of the straight-through estimator."
     )
     batchtopk_threshold_momentum: float = Field(
-        0.99,
+        default=0.99,
         ge=0,
         lt=1,
         description="BatchTopK/Matryoshka: EMA momentum of the inference threshold (smallest kept activation).",
     )
     matryoshka_prefixes: tuple[float, ...] = Field(
-        (1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0),
+        default=(1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0),
         description="Matryoshka: nested latent-prefix sizes as fractions of d_sae (increasing, last = 1).",
     )
-    use_bias: bool = Field(True, description="Learn b_enc and b_dec (False matches the bias-free theory).")
+    use_bias: bool = Field(default=True, description="Learn b_enc and b_dec (False matches the bias-free theory).")
     apply_b_dec_to_input: bool = Field(
-        True, description="Encode x - b_dec (pre-encoder bias); forced off for transcoders."
+        default=True, description="Encode x - b_dec (pre-encoder bias); forced off for transcoders."
     )
+
+    @field_validator("activation")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        activation_class(name)  # raises with the registered names
+        return name
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -65,17 +78,12 @@ class DictionaryConfig(BaseModel):
             raise ValueError(f"n_sources must be 1 for kind {self.kind!r}")
         if self.kind == "transcoder" and self.apply_b_dec_to_input:
             raise ValueError("apply_b_dec_to_input must be False for a transcoder (b_dec lives in target space)")
-        if self.activation in ("topk", "batchtopk", "matryoshka"):
+        if self.uses_k:
             if self.k is None:
                 raise ValueError(f"activation {self.activation!r} needs k")
             if self.k > self.d_sae:
                 raise ValueError(f"k ({self.k}) must not exceed d_sae ({self.d_sae})")
-        if self.activation == "matryoshka":
-            sizes = self.matryoshka_prefix_sizes
-            if any(b <= a for a, b in itertools.pairwise(sizes)) or sizes[0] < 1:
-                raise ValueError(f"matryoshka_prefixes {self.matryoshka_prefixes} give non-increasing sizes {sizes}")
-            if self.matryoshka_prefixes[-1] != 1.0:
-                raise ValueError("the last matryoshka prefix must be 1.0 (the whole dictionary)")
+        self.activation_class.check_config(self)
         return self
 
     @property
@@ -89,11 +97,21 @@ class DictionaryConfig(BaseModel):
         return self.d_out // self.n_sources
 
     @property
-    def has_sparsity_penalty(self) -> bool:
-        """Whether the activation trains with a sparsity coefficient (ReLU's L1, JumpReLU's L0)."""
-        return self.activation in ("relu", "jumprelu")
+    def activation_class(self) -> "type[Activation]":
+        """The registered class of ``activation``."""
+        return activation_class(self.activation)
 
     @property
-    def is_topk_family(self) -> bool:
-        """Whether sparsity is set by k (TopK, BatchTopK, Matryoshka)."""
-        return self.activation in ("topk", "batchtopk", "matryoshka")
+    def has_sparsity_penalty(self) -> bool:
+        """Whether the activation trains with a sparsity coefficient (ReLU's L1, JumpReLU's L0)."""
+        return self.activation_class.has_sparsity_penalty
+
+    @property
+    def uses_k(self) -> bool:
+        """Whether sparsity is set by k (the TopK family)."""
+        return self.activation_class.uses_k
+
+    @property
+    def has_sparse_path(self) -> bool:
+        """Whether the activation selects entries structurally, so the sparse training path and AuxK apply."""
+        return self.activation_class.has_sparse_path

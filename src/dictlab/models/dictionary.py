@@ -6,7 +6,7 @@ from functools import cached_property
 import torch
 from torch import Tensor, nn
 
-from dictlab.models.activations import Activation, build_activation
+from dictlab.models.activations import Activation
 from dictlab.models.config import DictionaryConfig
 from dictlab.models.sparse_latents import ActiveLatents, gather_pre_activations, sparse_decode
 
@@ -88,7 +88,7 @@ class SparseDictionary(nn.Module):
         else:
             self.register_buffer("b_enc", torch.zeros(cfg.d_sae))
             self.register_buffer("b_dec", torch.zeros(cfg.d_out))
-        self.activation: Activation = build_activation(cfg)
+        self.activation: Activation = cfg.activation_class.from_config(cfg)
 
     @property
     def d_sae(self) -> int:
@@ -148,7 +148,7 @@ class SparseDictionary(nn.Module):
     @property
     def has_sparse_path(self) -> bool:
         """Whether the activation selects entries structurally (the TopK family), so ``loss(sparse=True)`` works."""
-        return self.cfg.is_topk_family
+        return self.cfg.has_sparse_path
 
     def prefers_sparse_path(self) -> bool:
         """The automatic choice: sparse for the TopK family when k / d_sae ≤ ``SPARSE_AUTO_MAX_DENSITY``."""

@@ -17,7 +17,6 @@ from torch import Tensor
 
 import dictlab
 from dictlab.atomic import atomic_path, atomic_write_text
-from dictlab.models.activations import BatchTopK, JumpReLU
 from dictlab.models.config import DictionaryConfig
 from dictlab.models.dictionary import SparseDictionary
 from dictlab.models.io import read_json_object
@@ -133,10 +132,10 @@ def save_saelens(model: SparseDictionary, folder: str | Path, metadata: dict[str
     """Export an SAE as a SAELens v6 folder; ``metadata`` (e.g. model_name, hook_name) goes to ``cfg.json``.
 
     Activations map to SAELens architectures: relu → ``standard``, topk → ``topk`` (with
-    ``rescale_acts_by_decoder_norm: false``), jumprelu → ``jumprelu`` with ``threshold = exp(log_threshold)``, and
-    batchtopk and matryoshka → ``jumprelu`` with every threshold equal to the eval-mode threshold buffer (which
-    must be set, i.e. ≥ 0, by training), which reproduces dictlab's eval-mode codes (the nested prefixes of a
-    Matryoshka dictionary shape its training only). Transcoders and crosscoders have no SAELens SAE equivalent
+    ``rescale_acts_by_decoder_norm: false``), and every activation with an inference threshold → ``jumprelu`` with
+    that threshold: JumpReLU's exp(log_threshold), and BatchTopK's and Matryoshka's eval-mode threshold buffer on
+    every latent (which must be set by training), which reproduces dictlab's eval-mode codes (the nested prefixes
+    of a Matryoshka dictionary shape its training only). Transcoders and crosscoders have no SAELens SAE equivalent
     and are refused. Weights are float32; both files are written
     atomically, weights first.
     """
@@ -147,23 +146,20 @@ def save_saelens(model: SparseDictionary, folder: str | Path, metadata: dict[str
     activation = model.activation
     tensors = {name: getattr(model, name).detach() for name in _BASE_TENSORS}
     extra: dict[str, Any] = {}
-    if isinstance(activation, BatchTopK):
-        threshold = float(activation.threshold)
-        if threshold < 0:
-            raise SAELensFormatError(
-                f"cannot export batchtopk to SAELens {folder}: its inference threshold is unset ({threshold}); "
-                "train the model first"
-            )
-        architecture = "jumprelu"
-        tensors["threshold"] = torch.full((cfg.d_sae,), threshold)
-    elif isinstance(activation, JumpReLU):
-        architecture = "jumprelu"
-        tensors["threshold"] = activation.threshold.detach()
-    elif cfg.activation == "topk":
+    if cfg.activation == "topk":
         architecture = "topk"
         extra = {"k": cfg.k, "rescale_acts_by_decoder_norm": False}
     elif cfg.activation == "relu":
         architecture = "standard"
+    elif cfg.activation_class.has_inference_threshold:
+        threshold = activation.inference_threshold()
+        if threshold is None:
+            raise SAELensFormatError(
+                f"cannot export {cfg.activation} to SAELens {folder}: its inference threshold is unset; "
+                "train the model first"
+            )
+        architecture = "jumprelu"
+        tensors["threshold"] = threshold
     else:
         raise SAELensFormatError(f"cannot export activation {cfg.activation!r} to SAELens {folder}")
     sae_cfg = {

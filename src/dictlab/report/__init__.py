@@ -1,50 +1,25 @@
-"""Bench reports: results.md, a console table, PNG figures, a static report.html, and the paper's Table 1."""
+"""Rendering shared by every output dictlab writes: markdown tables and number formats, headless matplotlib
+figures, static self-contained HTML (report.html per run, index.html across runs)."""
 
-from dictlab.report.figures import plot_best_match_histograms, plot_recovery_curves, plot_training_trajectories
-from dictlab.report.html import environment_info, html_table, notes_from_markdown, write_report_html
-from dictlab.report.paper_tables import (
-    METHOD_ORDER,
-    PAPER_TABLE1,
-    PAPER_TABLE1_NOTE,
-    PAPER_TABLE1_SETTING,
-    PAPER_TABLE1_ZERO_FOOTNOTE,
-    PaperTable1Row,
-    PaperTable1Setting,
-)
-from dictlab.report.tables import (
-    Table,
-    console_table,
-    markdown_table,
-    missing_runs,
-    results_markdown,
-    runs_table,
-    sweep_table,
-    table1,
-    validate_records,
-)
+from dictlab.report.figures import DEFAULT_DPI, PALETTE, save_figure
+from dictlab.report.html import Table, environment_info, html_table, page
+from dictlab.report.index_html import write_report_index
+from dictlab.report.markdown import fmt, markdown_table, pct
+from dictlab.report.reproduction_html import markdown_to_html, report_summary, write_reproduction_report
 
 __all__ = [
-    "METHOD_ORDER",
-    "PAPER_TABLE1",
-    "PAPER_TABLE1_NOTE",
-    "PAPER_TABLE1_SETTING",
-    "PAPER_TABLE1_ZERO_FOOTNOTE",
-    "PaperTable1Row",
-    "PaperTable1Setting",
+    "DEFAULT_DPI",
+    "PALETTE",
     "Table",
-    "console_table",
     "environment_info",
+    "fmt",
     "html_table",
     "markdown_table",
-    "missing_runs",
-    "notes_from_markdown",
-    "plot_best_match_histograms",
-    "plot_recovery_curves",
-    "plot_training_trajectories",
-    "results_markdown",
-    "runs_table",
-    "sweep_table",
-    "table1",
-    "validate_records",
-    "write_report_html",
+    "markdown_to_html",
+    "page",
+    "pct",
+    "report_summary",
+    "save_figure",
+    "write_report_index",
+    "write_reproduction_report",
 ]

@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 from dictlab.diagnostics.diagnose import Diagnostics
 from dictlab.diagnostics.pairwise import PairVerdict
 from dictlab.diagnostics.sparse_codes import SparseCodes
-from dictlab.report.figures import DEFAULT_DPI, PALETTE, _save
+from dictlab.report.figures import DEFAULT_DPI, PALETTE, save_figure
 
 MAX_SCATTER = 4000
 
@@ -82,7 +82,7 @@ def plot_pairwise_hulls(
     for ax in axes[len(verdicts) :]:
         ax.set_visible(False)
     fig.suptitle("Pairwise hull condition: −c must lie in both hulls (1-D form)")
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def _log_hist(ax, values: torch.Tensor, title: str, floor: float = 1e-16) -> None:
@@ -120,4 +120,4 @@ def plot_violation_histograms(diagnostics: Diagnostics, path: str | Path, *, dpi
     _log_hist(axes[5], diagnostics.arrays["split_pressure"], "split pressure SP_k/(λ‖α_k‖₁)")
     problem = diagnostics.report.problem
     fig.suptitle(f"Optimality diagnostics at λ = {problem.lam:.4g} ({problem.codes} codes, {problem.n_points} points)")
-    return _save(fig, path, dpi)
+    return save_figure(fig, path, dpi)

@@ -1,17 +1,14 @@
 """Plain-text and markdown summaries of a diagnostics report."""
 
 from dictlab.diagnostics.diagnose import DiagnosticsReport
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}g}"
+from dictlab.report.markdown import fmt
 
 
 def diagnostics_summary(report: DiagnosticsReport) -> str:
     """A fixed-width summary: the problem, every condition, the pair test, residuals and the convex bound."""
     p = report.problem
     lines = [
-        f"(P_K) at λ = {p.lam:.5g} ({p.lam_source}); effective λ {_fmt(p.effective_lam, 5)}; "
+        f"(P_K) at λ = {p.lam:.5g} ({p.lam_source}); effective λ {fmt(p.effective_lam, 5)}; "
         f"{'with' if p.bias else 'without'} bias; {p.codes} codes",
         f"{p.n_points} points × {p.dim} dims, {p.n_atoms} atoms ({p.n_live_atoms} live), mean L0 {p.mean_l0:.2f}",
         "",
@@ -21,7 +18,7 @@ def diagnostics_summary(report: DiagnosticsReport) -> str:
     for check in report.conditions:
         d = check.distribution
         lines.append(
-            f"{check.name:<16}{'yes' if check.holds else 'NO':>6}{_fmt(d.q50):>11}{_fmt(d.q99):>11}{_fmt(d.max):>11}"
+            f"{check.name:<16}{'yes' if check.holds else 'NO':>6}{fmt(d.q50):>11}{fmt(d.q99):>11}{fmt(d.max):>11}"
             f"  {check.over}"
         )
     pw = report.pairwise
@@ -33,7 +30,7 @@ def diagnostics_summary(report: DiagnosticsReport) -> str:
     for v in pw.worst[:5]:
         lines.append(
             f"  atoms {v.j:>6} {v.k:>6}  (active on {v.support_j}, {v.support_k})  c {v.cosine:+.3f}  "
-            f"margins {_fmt(v.margin_k_given_j)} / {_fmt(v.margin_j_given_k)}  "
+            f"margins {fmt(v.margin_k_given_j)} / {fmt(v.margin_j_given_k)}  "
             f"{'passes' if v.passes else 'FAILS'}{'  nested' if v.nested else ''}"
         )
     infeasible = [lp for lp in report.lp if not lp.feasible]
@@ -45,13 +42,13 @@ def diagnostics_summary(report: DiagnosticsReport) -> str:
     lines.append(f"dense atoms (density > ½): {d.n_dense}; antipodal pairs (c < −0.95): {d.n_antipodal_pairs}")
     r = report.residuals
     lines.append(
-        f"residuals: ‖r‖/λ median {_fmt(r.residual_norm_over_lambda.q50)}, {100 * r.fraction_above_lambda:.1f} % "
-        f"of points above λ; split pressure median {_fmt(r.split_pressure.q50)}"
+        f"residuals: ‖r‖/λ median {fmt(r.residual_norm_over_lambda.q50)}, {100 * r.fraction_above_lambda:.1f} % "
+        f"of points above λ; split pressure median {fmt(r.split_pressure.q50)}"
     )
     w = report.wide_limit
     lines.append(
-        f"wide limit: P_∞ = {w.value:.6g}, dictionary {_fmt(w.dictionary_loss, 6)}, gap {_fmt(w.gap, 4)} "
-        f"({_fmt(None if w.relative_gap is None else 100 * w.relative_gap, 3)} %)"
+        f"wide limit: P_∞ = {w.value:.6g}, dictionary {fmt(w.dictionary_loss, 6)}, gap {fmt(w.gap, 4)} "
+        f"({fmt(None if w.relative_gap is None else 100 * w.relative_gap, 3)} %)"
     )
     lines += [f"note: {note}" for note in report.notes]
     return "\n".join(lines)

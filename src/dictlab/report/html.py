@@ -1,4 +1,5 @@
-"""A self-contained static report.html (inline CSS, no JavaScript or external resources); environment info."""
+"""Static, self-contained HTML (inline CSS, no JavaScript or external resources): the page shell, tables,
+figures, key/value blocks, and the environment a result was measured in."""
 
 import html
 import importlib.metadata
@@ -6,29 +7,23 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from dictlab.report.paper_tables import PAPER_TABLE1_ZERO_FOOTNOTE
-from dictlab.report.tables import (
-    RUNS_TABLE_INTRO,
-    RUNS_TABLE_TITLE,
-    SWEEP_INTRO,
-    SWEEP_TITLE,
-    TABLE1_INTRO,
-    TABLE1_TITLE,
-    Table,
-    config_json,
-    runs_summary,
-    runs_table,
-    sweep_table,
-    table1,
-    validate_records,
-)
-
 REPORT_FILENAME = "report.html"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A rendered table: header labels, rows of cell strings, optional header groups (label, column span)."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    column_groups: tuple[tuple[str, int], ...] = ()
+
 
 REPORT_CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1200px;
@@ -95,23 +90,6 @@ def html_table(table: Table) -> str:
     )
 
 
-def notes_from_markdown(results_md: str) -> list[str]:
-    """The bullet items of the '## Notes' section of a results.md (as written by `results_markdown`)."""
-    notes: list[str] = []
-    in_notes = False
-    for line in results_md.splitlines():
-        if line.startswith("## "):
-            in_notes = line.strip() == "## Notes"
-            continue
-        if not in_notes:
-            continue
-        if line.startswith("- "):
-            notes.append(line[2:])
-        elif line.startswith("  ") and notes:
-            notes[-1] += "\n" + line[2:]
-    return [n for n in notes if n != "(none)"]
-
-
 def figure_src(figure: str | Path, out_dir: Path) -> str:
     figure = Path(figure)
     candidates = [figure] if figure.is_absolute() else [out_dir / figure, Path.cwd() / figure]
@@ -130,85 +108,20 @@ def key_value_table(values: Mapping[str, Any]) -> str:
     return '<div class="scroll"><table>\n' + "\n".join(rows) + "\n</table></div>"
 
 
-def write_report_html(
-    out_dir: str | Path,
-    *,
-    title: str,
-    records: Sequence[Mapping[str, Any]],
-    results_md: str | None,
-    figures: Sequence[str | Path],
-    config: Mapping[str, Any],
-    environment: Mapping[str, Any],
-    notes: Sequence[str] | None = None,
-    sweep_records: Sequence[Mapping[str, Any]] = (),
-) -> Path:
-    """Write `out_dir`/report.html and return its path.
-
-    Tables are rendered from `records`; figures become <img> with paths relative to `out_dir` (absolute paths,
-    or paths relative to `out_dir` or to the working directory; a missing file raises ValueError). `notes`
-    default to the bullets of the '## Notes' section of `results_md`; the markdown source itself is included
-    in a collapsed <details> block.
-    """
-    out_dir = Path(out_dir)
-    records = validate_records(records)
-    if not isinstance(environment, Mapping):
-        raise ValueError(f"environment must be a dict, got {type(environment).__name__}")
-    if notes is None:
-        notes = notes_from_markdown(results_md) if results_md else []
-    elif isinstance(notes, str):
-        raise ValueError("notes must be a list of strings, not a single string")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figure_srcs = [(Path(f).stem.replace("_", " "), figure_src(f, out_dir)) for f in figures]
-
-    esc = html.escape
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        '<head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{esc(title)}</title>",
-        f"<style>{REPORT_CSS}</style></head>",
-        "<body>",
-        f"<h1>{esc(title)}</h1>",
-        *(f"<p>{esc(line)}</p>" for line in runs_summary(records)),
-        f"<h2>{esc(TABLE1_TITLE)}</h2>",
-        f'<p class="note">{esc(TABLE1_INTRO)}</p>',
-        html_table(table1(records)),
-        f'<p class="note">* paper: {esc(PAPER_TABLE1_ZERO_FOOTNOTE)}</p>',
-        f"<h2>{esc(RUNS_TABLE_TITLE)}</h2>",
-        f'<p class="note">{esc(RUNS_TABLE_INTRO)}</p>',
-        html_table(runs_table(records)),
-    ]
-    if sweep_records:
-        parts += [
-            f"<h2>{esc(SWEEP_TITLE)}</h2>",
-            f'<p class="note">{esc(SWEEP_INTRO)}</p>',
-            html_table(sweep_table(sweep_records, records)),
+def page(title: str, body: list[str], extra_css: str = "") -> str:
+    """A complete static HTML document: `title` (escaped), the report CSS plus `extra_css`, and `body` lines."""
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            '<head><meta charset="utf-8">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{html.escape(title)}</title>",
+            f"<style>{REPORT_CSS}{extra_css}</style></head>",
+            "<body>",
+            *body,
+            "</body>",
+            "</html>",
+            "",
         ]
-    if figure_srcs:
-        parts.append("<h2>Figures</h2>")
-        for caption, src in figure_srcs:
-            parts.append(
-                f'<figure><img src="{esc(src, quote=True)}" alt="{esc(caption, quote=True)}">'
-                f"<figcaption>{esc(caption)}</figcaption></figure>"
-            )
-    parts.append("<h2>Notes</h2>")
-    if notes:
-        parts.append("<ul>" + "".join(f"<li>{esc(str(n))}</li>" for n in notes) + "</ul>")
-    else:
-        parts.append("<p>(none)</p>")
-    parts += [
-        "<h2>Configuration</h2>",
-        f"<pre>{esc(config_json(config))}</pre>",
-        "<h2>Environment</h2>",
-        key_value_table(environment),
-    ]
-    if results_md:
-        parts += [
-            "<h2>results.md</h2>",
-            f"<details><summary>markdown source</summary><pre>{esc(results_md)}</pre></details>",
-        ]
-    parts += ["</body>", "</html>", ""]
-    path = out_dir / REPORT_FILENAME
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+    )

@@ -7,8 +7,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from dictlab.atomic import atomic_write_text
-from dictlab.report.html import REPORT_FILENAME
-from dictlab.report.reproduction_html import RESULTS_MD, first_paragraph_html, page, report_summary
+from dictlab.report.html import REPORT_FILENAME, page
+from dictlab.report.reproduction_html import RESULTS_MD, first_paragraph_html, report_summary
 
 INDEX_FILENAME = "index.html"
 INDEX_TITLE = "dictlab runs"

@@ -11,7 +11,7 @@ from typing import Any
 import markdown
 
 from dictlab.atomic import atomic_write_text
-from dictlab.report.html import REPORT_CSS, REPORT_FILENAME, environment_info, figure_src, key_value_table
+from dictlab.report.html import REPORT_FILENAME, environment_info, figure_src, key_value_table, page
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"
@@ -34,25 +34,6 @@ def first_paragraph_html(results_md: str) -> str:
     """The first paragraph of `results_md` as inline HTML (without the <p>), or '' when it has none."""
     match = re.search(r"<p>(.*?)</p>", markdown_to_html(results_md), flags=re.DOTALL)
     return match.group(1).strip() if match else ""
-
-
-def page(title: str, body: list[str], extra_css: str = "") -> str:
-    """A complete static HTML document: `title` (escaped), the report CSS plus `extra_css`, and `body` lines."""
-    return "\n".join(
-        [
-            "<!DOCTYPE html>",
-            '<html lang="en">',
-            '<head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{html.escape(title)}</title>",
-            f"<style>{REPORT_CSS}{extra_css}</style></head>",
-            "<body>",
-            *body,
-            "</body>",
-            "</html>",
-            "",
-        ]
-    )
 
 
 def write_reproduction_report(

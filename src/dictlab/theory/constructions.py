@@ -170,7 +170,7 @@ def absorb_child(features_in: Tensor, W_enc: Tensor, parent: int, threshold: flo
     a_min, a_second = activations[order[0]].item(), activations[order[1]].item()
     if not a_min < a_second:
         raise NotRealizable(f"latent {parent}: its two weakest children tie ({a_min}); no scaling separates them")
-    weakest = children[order[0].item()]
+    weakest = children[int(order[0])]
     rho = 0.5 * (threshold / a_second + threshold / a_min)
     interference = features_in @ features_in[weakest]
     interference[weakest] = -torch.inf

@@ -23,22 +23,24 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    batch_size: int = Field(1024, gt=0, description="Samples per step, shared by every dictionary in the pass.")
-    epochs: float = Field(30.0, gt=0, description="Passes over the training split (ignored when steps is set).")
-    steps: int | None = Field(None, gt=0, description="Total optimiser steps; overrides epochs when set.")
-    seed: int = Field(0, description="Seed of the batch order and of resampling (model init has its own seed).")
-    log_every: int = Field(50, gt=0, description="Append a metrics line to the JSONL log every this many steps.")
-    checkpoint_every: int = Field(
-        500, ge=0, description="Write a resumable checkpoint every this many steps (0: only at the end)."
+    batch_size: int = Field(default=1024, gt=0, description="Samples per step, shared by every dictionary in the pass.")
+    epochs: float = Field(default=30.0, gt=0, description="Passes over the training split (ignored when steps is set).")
+    steps: int | None = Field(default=None, gt=0, description="Total optimiser steps; overrides epochs when set.")
+    seed: int = Field(default=0, description="Seed of the batch order and of resampling (model init has its own seed).")
+    log_every: int = Field(
+        default=50, gt=0, description="Append a metrics line to the JSONL log every this many steps."
     )
-    progress: bool = Field(True, description="Show a progress bar.")
+    checkpoint_every: int = Field(
+        default=500, ge=0, description="Write a resumable checkpoint every this many steps (0: only at the end)."
+    )
+    progress: bool = Field(default=True, description="Show a progress bar.")
     retain_cpu_memory: bool = Field(
-        True,
+        default=True,
         description="On CPU with glibc, keep freed memory for reuse instead of returning it to the OS (each step's "
         "large tensors then skip fresh page faults; ~25 % faster steps; RSS stays at its peak).",
     )
     precision: Precision = Field(
-        "fp32",
+        default="fp32",
         description="fp32; tf32: TF32 matmuls on CUDA (Ampere or newer); bf16: autocast every forward pass to "
         "bfloat16 (CUDA or CPU). Parameters and Adam state stay fp32 in every mode.",
     )
@@ -55,55 +57,57 @@ class RecipeConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate after warm-up.")
-    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="Adam (β1, β2).")
-    warmup_frac: float = Field(0.01, ge=0, le=1, description="Linear lr warm-up over this fraction of steps.")
-    decay_frac: float = Field(0.2, ge=0, le=1, description="Linear lr decay to 0 over this final fraction of steps.")
+    lr: float = Field(default=1e-3, gt=0, description="Adam learning rate after warm-up.")
+    adam_betas: tuple[float, float] = Field(default=(0.9, 0.999), description="Adam (β1, β2).")
+    warmup_frac: float = Field(default=0.01, ge=0, le=1, description="Linear lr warm-up over this fraction of steps.")
+    decay_frac: float = Field(
+        default=0.2, ge=0, le=1, description="Linear lr decay to 0 over this final fraction of steps."
+    )
     sparsity_coefficient: float = Field(
-        0.0, ge=0, description="λ of ReLU's norm-weighted L1 or JumpReLU's L0 (unused by the TopK family)."
+        default=0.0, ge=0, description="λ of ReLU's norm-weighted L1 or JumpReLU's L0 (unused by the TopK family)."
     )
     sparsity_warmup_frac: float = Field(
-        0.05,
+        default=0.05,
         ge=0,
         le=1,
         description="Ramp the sparsity coefficient linearly from 0 over this fraction of steps.",
     )
     path: TrainingPath = Field(
-        "auto",
+        default="auto",
         description="Training path of the TopK family: sparse (only the dense encoder product; every other product "
         "over the k active latents), dense (the reference), or auto (sparse when k/d_sae ≤ 1/16).",
     )
     decoder_norm: Literal["unit", "free"] = Field(
-        "unit",
+        default="unit",
         description="unit: decoder rows projected to unit norm after every step (radial gradient removed); "
         "free: unconstrained rows, the L1 penalty is weighted by their norms instead.",
     )
     aux_coefficient: float = Field(
-        0.0,
+        default=0.0,
         ge=0,
         description="TopK family: weight of the AuxK loss on dead latents (Gao et al. use 1/32; 0 = off).",
     )
-    aux_k: int | None = Field(None, gt=0, description="TopK family: latents used by AuxK (default d_in // 2).")
+    aux_k: int | None = Field(default=None, gt=0, description="TopK family: latents used by AuxK (default d_in // 2).")
     dead_window_samples: int = Field(
-        100_000, gt=0, description="A latent is dead when it has not fired within this many training samples."
+        default=100_000, gt=0, description="A latent is dead when it has not fired within this many training samples."
     )
     resample_every: int = Field(
-        0, ge=0, description="Resample dead latents every this many steps (Bricken et al. 2023); 0 = never."
+        default=0, ge=0, description="Resample dead latents every this many steps (Bricken et al. 2023); 0 = never."
     )
     resample_stop_frac: float = Field(
-        0.5, ge=0, le=1, description="No resampling after this fraction of training (let latents settle)."
+        default=0.5, ge=0, le=1, description="No resampling after this fraction of training (let latents settle)."
     )
-    resample_pool: int = Field(8192, gt=0, description="Training samples scored to pick resampling directions.")
+    resample_pool: int = Field(default=8192, gt=0, description="Training samples scored to pick resampling directions.")
     resample_encoder_scale: float = Field(
-        0.2, gt=0, description="Resampled encoder columns get this times the mean alive encoder-column norm."
+        default=0.2, gt=0, description="Resampled encoder columns get this times the mean alive encoder-column norm."
     )
     anchor_coefficient: float = Field(
-        0.1,
+        default=0.1,
         ge=0,
         description="λ_anchor of feature anchoring (paper: 0.1 on the bench); used only with anchors.",
     )
     anchor_terms: AnchorTerms = Field(
-        "both",
+        default="both",
         description="Anchor terms: both (the paper's L_anchor), encoder (W_E rows) or decoder (W_D columns) only.",
     )
 

@@ -2,10 +2,10 @@
 
 glibc serves every allocation above 32 MiB with a fresh ``mmap`` and returns it with ``munmap`` when freed, so each
 [batch, d_sae] tensor of every step (50 MiB at 4096 × 3072) is faulted in and zeroed page by page by the kernel:
-an elementwise pass over it takes ~30 ms instead of ~5 ms, and the training step ~25 % longer (measured on the
-2-core CPU). With mmap disabled and trimming off, freed blocks stay in the heap and the next step reuses them. The
-price: the process keeps its peak memory until it exits. PyTorch's own advice for CPU training (jemalloc or
-tcmalloc via LD_PRELOAD) has the same effect but must be set up before Python starts.
+an elementwise pass over it is much slower than over reused memory, and so is the whole training step. With mmap
+disabled and trimming off, freed blocks stay in the heap and the next step reuses them. The price: the process
+keeps its peak memory until it exits. PyTorch's own advice for CPU training (jemalloc or tcmalloc via LD_PRELOAD)
+has the same effect but must be set up before Python starts.
 """
 
 import ctypes

@@ -76,7 +76,8 @@ def resample_dead_latents(
 
     Args:
         dead: [d_sae] bool mask.
-        x_in, x_out: a pool of training inputs [n, d_in] and targets [n, d_out].
+        x_in: a pool of training inputs [n, d_in].
+        x_out: their targets [n, d_out].
 
     Returns the number of latents resampled.
     """

@@ -113,9 +113,11 @@ class StoreManifest(BaseModel):
         default_factory=dict, description="Capture settings; a resumed capture must match them."
     )
     shards: list[ShardEntry] = Field(default_factory=list)
-    batches_done: int = Field(0, description="Forward batches whose rows are all in committed shards.")
+    batches_done: int = Field(default=0, description="Forward batches whose rows are all in committed shards.")
     texts_done: int = 0
-    tokens_seen: int = Field(0, description="Kept positions seen by the committed batches (= rows unless pooled).")
+    tokens_seen: int = Field(
+        default=0, description="Kept positions seen by the committed batches (= rows unless pooled)."
+    )
     complete: bool = False
 
     @property

@@ -1,1 +1,0 @@
-"""Experiments on real model activations."""

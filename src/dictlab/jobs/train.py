@@ -1,0 +1,166 @@
+"""``dictlab train``: train one dictionary on an activation store, streaming batches in bounded memory."""
+
+import json
+import math
+import resource
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dictlab.atomic import atomic_write_text
+from dictlab.data.store import ActivationStore, StoreBatches
+from dictlab.metrics.evaluate import reconstruction_metrics
+from dictlab.models import DictionaryConfig, SparseDictionary, activation_class, save_dictionary
+from dictlab.training import Member, RecipeConfig, TrainConfig, Trainer, identity_view
+from dictlab.training.config import Precision, TrainingPath
+
+METRICS_FILE = "metrics.json"
+
+
+class StoreTrainRequest(BaseModel):
+    """A dictionary to train on one module of an activation store."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store: Path = Field(description="Activation store folder written by dictlab capture.")
+    module: str | None = Field(default=None, description="Module of the store to train on (default: its only module).")
+    out: Path = Field(default=Path("runs/train"), description="Run folder (cfg.json, weights, metrics.json, train/).")
+    activation: str = Field(default="topk", description="Sparsifying nonlinearity: a registered activation.")
+    expansion: int = Field(default=8, gt=0, description="d_sae = expansion × width (ignored when d_sae is set).")
+    d_sae: int | None = Field(default=None, gt=0, description="Number of latents.")
+    k: int = Field(default=32, gt=0, description="Active latents, for activations that use k (the TopK family).")
+    sparsity_coefficient: float = Field(default=0.0, ge=0, description="ReLU L1 / JumpReLU L0 coefficient.")
+    lr: float = Field(default=1e-3, gt=0, description="Adam learning rate.")
+    batch_size: int = Field(default=4096, gt=0, description="Rows per step.")
+    epochs: float = Field(default=1.0, gt=0, description="Passes over the training rows (ignored when steps is set).")
+    steps: int | None = Field(default=None, gt=0, description="Total steps.")
+    buffer_rows: int = Field(default=262_144, gt=0, description="Rows held in memory at once (the shuffle buffer).")
+    chunk_rows: int = Field(
+        default=4096, gt=0, description="Rows per chunk: the unit of the held-out split and shuffle."
+    )
+    holdout_fraction: float = Field(default=0.05, ge=0, lt=1, description="Share of chunks held out for evaluation.")
+    holdout_eval_rows: int = Field(default=262_144, gt=0, description="Held-out rows evaluated at the end (streamed).")
+    normalize: bool = Field(
+        default=True,
+        description="Train on x·sqrt(width)/rms‖x‖ (so E‖x‖² = width) and fold the scale into the saved weights.",
+    )
+    max_norm_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        description="Drop rows whose norm exceeds this multiple of the store's RMS norm (massive activations; "
+        "e.g. 10 for SmolLM2). Default: keep every row.",
+    )
+    aux_coefficient: float = Field(
+        default=1 / 32, ge=0, description="AuxK loss weight (activations with a sparse path)."
+    )
+    seed: int = Field(default=0, description="Seed of initialisation and batch order.")
+    path: TrainingPath = Field(
+        default="auto", description="TopK family: sparse, dense, or auto (sparse when k/d_sae ≤ 1/16)."
+    )
+    precision: Precision = Field(default="fp32", description="fp32, tf32 (CUDA) or bf16 (autocast forward).")
+    retain_cpu_memory: bool = Field(
+        default=True, description="Keep freed memory for reuse on CPU (faster steps; peak RSS varies by ~0.2 GiB more)."
+    )
+    device: str = Field(default="cpu", description="cpu or cuda.")
+    progress: bool = Field(default=True, description="Show a progress bar.")
+
+    @field_validator("activation")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        activation_class(name)  # raises with the registered names
+        return name
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far (MiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _dictionary_config(request: StoreTrainRequest, width: int) -> DictionaryConfig:
+    uses_k = activation_class(request.activation).uses_k
+    return DictionaryConfig(
+        kind="sae",
+        d_in=width,
+        d_out=width,
+        d_sae=request.d_sae or request.expansion * width,
+        activation=request.activation,
+        k=request.k if uses_k else None,
+    )
+
+
+def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train, evaluate on the held-out chunks, save the run folder; resumes from ``out/train`` if present."""
+    store = ActivationStore(request.store, request.module)
+    stats = store.entry.stats
+    scale = math.sqrt(store.width) / stats.rms_norm if request.normalize and stats.rms_norm > 0 else 1.0
+    batches = StoreBatches(
+        store,
+        request.batch_size,
+        request.seed,
+        request.buffer_rows,
+        request.chunk_rows,
+        request.holdout_fraction,
+        scale,
+        max_norm_ratio=request.max_norm_ratio,
+    )
+    cfg = _dictionary_config(request, store.width)
+    model = SparseDictionary(cfg, torch.Generator().manual_seed(request.seed))
+    recipe = RecipeConfig(
+        lr=request.lr,
+        sparsity_coefficient=request.sparsity_coefficient,
+        aux_coefficient=request.aux_coefficient if cfg.has_sparse_path else 0.0,
+        path=request.path,
+    )
+    train = TrainConfig(
+        batch_size=request.batch_size,
+        epochs=request.epochs,
+        steps=request.steps,
+        seed=request.seed,
+        progress=request.progress,
+        checkpoint_every=200,
+        precision=request.precision,
+        retain_cpu_memory=request.retain_cpu_memory,
+    )
+    echo(
+        f"{store.root} [{store.entry.name}]: {batches.n_samples:,} training rows, "
+        f"{batches.n_holdout:,} held out, width {store.width}, "
+        f"scale {scale:.4g}; buffer {batches.buffer_rows:,} rows"
+    )
+    trainer = Trainer([Member("sae", model, recipe)], batches, train, request.out / "train", request.device)
+    summary = trainer.fit()[0]
+    held_rows = min(batches.n_holdout, request.holdout_eval_rows)
+    held = reconstruction_metrics(model.cpu(), batches.holdout_chunks(held_rows), identity_view) if held_rows else {}
+    held["rows"] = held_rows
+    model.fold_input_scale_(scale)
+    metadata = {
+        "store": str(request.store),
+        "module": store.entry.name,
+        "model": store.manifest.model,
+        "input_scale_folded": scale,
+        "recipe": recipe.model_dump(mode="json"),
+        "request": request.model_dump(mode="json"),
+    }
+    save_dictionary(model, request.out, metadata)
+    record = {
+        "module": store.entry.name,
+        "steps": summary.steps,
+        "samples_per_s": summary.samples_per_s,
+        "train_seconds": summary.train_seconds,
+        "training_rows": batches.n_samples,
+        "store_rows": store.n_rows,
+        "store_mib": store.n_rows * store.width * np.dtype(store.manifest.dtype).itemsize / 2**20,
+        "buffer_mib": batches.buffer_rows * store.width * 4 / 2**20,
+        "scale": scale,
+        "holdout": held,
+        "peak_rss_mib": peak_rss_mib(),
+    }
+    atomic_write_text(request.out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
+    echo(
+        f"held-out FVU {held.get('fvu', float('nan')):.4f}, L0 {held.get('l0', float('nan')):.1f}, dead "
+        f"{held.get('dead_fraction', float('nan')):.1%}; peak RSS {record['peak_rss_mib']:.0f} MiB -> {request.out}"
+    )
+    return record

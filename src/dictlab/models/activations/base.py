@@ -1,0 +1,76 @@
+"""The contract every activation σ fulfils: ``forward(pre) -> codes`` with σ(z)_i ∈ {0, z_i}.
+
+An activation owns the loss terms that belong to it (an optional sparsity penalty, a reconstruction loss over
+latent prefixes) and declares its capabilities as class attributes, which the registry, configs, trainer, bench and
+exporters read instead of checking names.
+"""
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, Self
+
+import torch
+from torch import Tensor, nn
+
+from dictlab.models.sparse_latents import ActiveLatents
+
+if TYPE_CHECKING:
+    from dictlab.models.config import DictionaryConfig
+
+PrefixDecoder = Callable[[int], Tensor]
+"""``decode_prefix(m) -> x̂`` [batch, d_out]: the reconstruction from latents [0, m) only (plus b_dec)."""
+
+
+def squared_error(x_out: Tensor, x_hat: Tensor) -> Tensor:
+    """E‖x_r − x̂_r‖²: squared error summed over dimensions, averaged over the batch (the paper's L_SDL)."""
+    return (x_out - x_hat).pow(2).sum(dim=-1).mean()
+
+
+class Activation(nn.Module):
+    """Base class: ``forward(pre) -> codes``, both [batch, d_sae], every code 0 or its pre-activation.
+
+    Subclasses set ``name`` and the capability flags, implement :meth:`from_config`, and are registered with
+    :func:`dictlab.models.activations.register_activation`.
+    """
+
+    name: ClassVar[str]
+    """Registry key, the value of ``DictionaryConfig.activation``."""
+    uses_k: ClassVar[bool] = False
+    """Sparsity is set by ``DictionaryConfig.k`` (required, ≤ d_sae)."""
+    has_sparsity_penalty: ClassVar[bool] = False
+    """Trains with a sparsity coefficient (``RecipeConfig.sparsity_coefficient`` must be > 0)."""
+    has_sparse_path: ClassVar[bool] = False
+    """Implements :meth:`select`, so the sparse training path (and AuxK) applies."""
+    has_inference_threshold: ClassVar[bool] = False
+    """In eval mode the codes are pre·1[pre > θ] with the per-latent θ of :meth:`inference_threshold`."""
+
+    @classmethod
+    def from_config(cls, cfg: "DictionaryConfig") -> Self:
+        """Instantiate from a validated config."""
+        raise NotImplementedError
+
+    @classmethod
+    def check_config(cls, cfg: "DictionaryConfig") -> None:
+        """Raise ValueError when ``cfg`` is invalid for this activation (beyond the capability checks)."""
+
+    def sparsity_penalty(self, pre: Tensor, codes: Tensor, decoder_norms: Tensor) -> Tensor | None:
+        """Unscaled sparsity penalty (mean over the batch), or None when sparsity is structural (TopK)."""
+        return None
+
+    def select(self, pre: Tensor) -> ActiveLatents | None:
+        """The entries this activation keeps, as index lists (the sparse path), or None when it has no
+        structural sparsity (ReLU, JumpReLU: their codes are dense until training makes them sparse)."""
+        return None
+
+    def reconstruction_loss(self, x_out: Tensor, x_hat: Tensor, decode_prefix: PrefixDecoder) -> Tensor:
+        """Training reconstruction loss given the full reconstruction ``x_hat``; default: its squared error."""
+        return squared_error(x_out, x_hat)
+
+    def inference_threshold(self) -> Tensor | None:
+        """θ [d_sae] of the eval-mode codes pre·1[pre > θ] (activations with ``has_inference_threshold``), or None
+        while it is unset (e.g. BatchTopK before training)."""
+        return None
+
+
+def scatter_top(pre: Tensor, values: Tensor, indices: Tensor) -> Tensor:
+    """Codes [..., d_sae] that are ReLU(values) at ``indices`` (along the last dimension) and 0 elsewhere."""
+    return torch.zeros_like(pre).scatter_(-1, indices, torch.relu(values))

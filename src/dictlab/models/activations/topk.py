@@ -1,0 +1,165 @@
+"""The TopK family: per-sample TopK (Gao et al., arXiv 2406.04093), batch-wide BatchTopK (Bussmann et al., arXiv
+2412.06410) and Matryoshka (Bussmann, Nabeshima et al., arXiv 2503.17547). All select entries structurally, so
+they train on the sparse path."""
+
+import itertools
+from typing import TYPE_CHECKING, Self
+
+import torch
+from torch import Tensor
+
+from dictlab.models.activations.base import Activation, scatter_top, squared_error
+from dictlab.models.activations.registry import register_activation
+from dictlab.models.sparse_latents import ActiveLatents
+
+if TYPE_CHECKING:
+    from dictlab.models.activations.base import PrefixDecoder
+    from dictlab.models.config import DictionaryConfig
+
+
+def batch_top_indices(pre: Tensor, total: int) -> Tensor:
+    """Flat indices of the ``total`` largest entries of ``pre`` [batch, d_sae] (unordered).
+
+    Exact, and much faster than one top-k over all batch·d_sae entries: take each row's top c candidates
+    (c = 4 × the mean per-row share), select ``total`` among them, and accept when no row had all c candidates
+    selected (then no row can hold a larger entry outside its candidates); otherwise double c.
+    """
+    batch, d_sae = pre.shape
+    per_row = min(d_sae, 4 * max(1, -(-total // batch)))
+    while per_row < d_sae:
+        values, cols = pre.topk(per_row, dim=-1, sorted=False)
+        top = values.reshape(-1).topk(total, sorted=False).indices
+        rows = top // per_row
+        if int(torch.bincount(rows, minlength=batch).max()) < per_row:
+            return rows * d_sae + cols.reshape(-1)[top]
+        per_row = min(d_sae, 2 * per_row)
+    return pre.reshape(-1).topk(min(total, pre.numel()), sorted=False).indices
+
+
+def _k(cfg: "DictionaryConfig") -> int:
+    assert cfg.k is not None  # guaranteed by DictionaryConfig validation of activations with uses_k
+    return cfg.k
+
+
+@register_activation
+class TopK(Activation):
+    """Keep each sample's k largest pre-activations (then ReLU), zero the rest."""
+
+    name = "topk"
+    uses_k = True
+    has_sparse_path = True
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+
+    @classmethod
+    def from_config(cls, cfg: "DictionaryConfig") -> Self:
+        return cls(_k(cfg))
+
+    def forward(self, pre: Tensor) -> Tensor:
+        values, indices = pre.topk(self.k, dim=-1, sorted=False)
+        return scatter_top(pre, values, indices)
+
+    def select(self, pre: Tensor) -> ActiveLatents:
+        values, indices = pre.detach().topk(self.k, dim=-1, sorted=False)
+        return ActiveLatents.from_row_topk(values, indices, pre.shape[-1])
+
+
+@register_activation
+class BatchTopK(Activation):
+    """Keep the k·B largest pre-activations of the whole batch in training.
+
+    During training an exponential moving average of the smallest kept positive activation is tracked in the
+    buffer ``threshold``; in eval mode the activation is the JumpReLU f = pre·1[pre > threshold], so a sample's
+    code no longer depends on the rest of its batch. Before any training step the threshold is unset (−1) and
+    eval falls back to batch top-k selection.
+    """
+
+    name = "batchtopk"
+    uses_k = True
+    has_sparse_path = True
+    has_inference_threshold = True
+    threshold: Tensor
+    """Scalar buffer: the eval-mode threshold (−1 while unset)."""
+
+    def __init__(self, k: int, momentum: float, d_sae: int = 0) -> None:
+        super().__init__()
+        self.k = k
+        self.momentum = momentum
+        self.d_sae = d_sae
+        self.register_buffer("threshold", torch.tensor(-1.0))
+
+    @classmethod
+    def from_config(cls, cfg: "DictionaryConfig") -> Self:
+        return cls(_k(cfg), cfg.batchtopk_threshold_momentum, cfg.d_sae)
+
+    def forward(self, pre: Tensor) -> Tensor:
+        if not self.training and self.threshold >= 0:
+            return pre * (pre > self.threshold).to(pre.dtype)
+        flat = pre.reshape(-1)
+        indices = batch_top_indices(pre.detach(), self.k * pre.shape[0])
+        values = flat[indices]
+        codes = scatter_top(flat, values, indices).view_as(pre)
+        if self.training:
+            self._update_threshold(values.detach())
+        return codes
+
+    def select(self, pre: Tensor) -> ActiveLatents:
+        pre = pre.detach()
+        if not self.training and self.threshold >= 0:
+            return ActiveLatents.from_mask(pre, pre > self.threshold)
+        active = ActiveLatents.from_flat(pre, batch_top_indices(pre, self.k * pre.shape[0]))
+        if self.training:
+            self._update_threshold(active.pre)
+        return active
+
+    def inference_threshold(self) -> Tensor | None:
+        if self.threshold < 0:
+            return None
+        return self.threshold.detach().expand(self.d_sae).clone()
+
+    @torch.no_grad()
+    def _update_threshold(self, kept: Tensor) -> None:
+        positive = kept[kept > 0]
+        if positive.numel() == 0:
+            return
+        smallest = positive.min()
+        if self.threshold < 0:
+            self.threshold.copy_(smallest)
+        else:
+            self.threshold.mul_(self.momentum).add_((1 - self.momentum) * smallest)
+
+
+@register_activation
+class Matryoshka(BatchTopK):
+    """BatchTopK codes trained with the sum of reconstruction losses of nested latent prefixes.
+
+    Latents [0, m_j) must reconstruct the target on their own for every prefix size m_1 < … < m_J = d_sae, with
+    equal weights. Tang et al.'s Eq. 9 can also be read as a sum over several k; dictlab implements the
+    nested-prefix reading (the standard one).
+    """
+
+    name = "matryoshka"
+
+    def __init__(self, k: int, momentum: float, prefix_sizes: list[int]) -> None:
+        super().__init__(k, momentum, prefix_sizes[-1])
+        self.prefix_sizes = prefix_sizes
+
+    @classmethod
+    def from_config(cls, cfg: "DictionaryConfig") -> Self:
+        return cls(_k(cfg), cfg.batchtopk_threshold_momentum, cfg.matryoshka_prefix_sizes)
+
+    @classmethod
+    def check_config(cls, cfg: "DictionaryConfig") -> None:
+        sizes = cfg.matryoshka_prefix_sizes
+        if any(b <= a for a, b in itertools.pairwise(sizes)) or sizes[0] < 1:
+            raise ValueError(f"matryoshka_prefixes {cfg.matryoshka_prefixes} give non-increasing sizes {sizes}")
+        if cfg.matryoshka_prefixes[-1] != 1.0:
+            raise ValueError("the last matryoshka prefix must be 1.0 (the whole dictionary)")
+
+    def reconstruction_loss(self, x_out: Tensor, x_hat: Tensor, decode_prefix: "PrefixDecoder") -> Tensor:
+        total = squared_error(x_out, x_hat)  # the last prefix is the whole dictionary
+        for size in self.prefix_sizes[:-1]:
+            total = total + squared_error(x_out, decode_prefix(size))
+        return total
