@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from dictlab.diagnostics.codes import nonnegative_lasso
 from dictlab.diagnostics.problem import L1Dictionary, check_data, check_lambda, make_dictionary, objective
+from dictlab.progress import progress_bar
 
 
 @dataclass
@@ -80,7 +80,7 @@ def learn_dictionary(
     codes = None
     losses: list[float] = []
     worst = float("inf")
-    bar = tqdm(range(max_iter), desc="(P_K) block descent", disable=not progress, leave=False)
+    bar = progress_bar(range(max_iter), desc="(P_K) block descent", unit=" sweeps", enabled=progress)
     iteration = 0
     for iteration in bar:  # noqa: B007 — reported below
         dictionary = L1Dictionary(W, b)

@@ -15,13 +15,13 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from dictlab.data.store import StoreManifest, StoreWriter
 from dictlab.lm.capture_config import TORCH_DTYPES, CaptureConfig
 from dictlab.lm.loading import LanguageModel, load_language_model
 from dictlab.lm.modules import output_tensor, resolve_modules
 from dictlab.lm.positions import kept_positions
+from dictlab.progress import progress_bar
 
 
 class _StopForward(Exception):
@@ -157,14 +157,13 @@ def capture(config: CaptureConfig, echo: Callable[[str], None] = print) -> Store
     buffered = 0
     tokens, texts_done = manifest.tokens_seen, manifest.texts_done
     catcher = ActivationCatcher(lm.model, names)
-    bar = tqdm(
+    bar = progress_bar(
         total=config.max_tokens,
         initial=tokens,
-        unit="tok",
+        unit=" tok",
         unit_scale=True,
-        disable=not config.progress,
+        enabled=config.progress,
         desc=f"capture {','.join(names)}",
-        dynamic_ncols=True,
     )
 
     def commit(batches_done: int) -> None:

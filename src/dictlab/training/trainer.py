@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from dictlab.atomic import atomic_path
 from dictlab.models.dictionary import DictionaryLoss, SparseDictionary
+from dictlab.progress import progress_bar
 from dictlab.training.anchoring import Anchors, anchor_loss
 from dictlab.training.batches import BatchSource
 from dictlab.training.config import RecipeConfig, TrainConfig
@@ -205,7 +205,7 @@ class Trainer:
             total = total + coefficient * out.sparsity
             terms["sparsity"] = out.sparsity.item()
             terms["sparsity_coefficient"] = coefficient
-        if model.cfg.is_topk_family and recipe.aux_coefficient > 0:
+        if model.cfg.has_sparse_path and recipe.aux_coefficient > 0:
             aux = auxk_loss(model, x_in, out.pre, x_out - out.x_hat, state.tracker.dead_mask(), state.k_aux)
             total = total + recipe.aux_coefficient * aux
             terms["auxk"] = aux.item()
@@ -263,13 +263,12 @@ class Trainer:
         stop = self.total_steps if until_step is None else min(until_step, self.total_steps)
         if not self._initialised:
             self._initialise_biases()
-        bar = tqdm(
+        bar = progress_bar(
             total=self.total_steps,
             initial=self.step,
-            desc="/".join(s.member.name for s in self.states),
-            disable=not self.config.progress,
-            dynamic_ncols=True,
-            leave=False,
+            desc="train " + "/".join(s.member.name for s in self.states),
+            unit=" steps",
+            enabled=self.config.progress,
         )
         with bar:
             while self.step < stop:
@@ -284,7 +283,7 @@ class Trainer:
                 bar.update(1)
                 if self.step % self.config.log_every == 0 or self.step == self.total_steps:
                     self._log()
-                    bar.set_postfix_str(self._postfix())
+                    bar.set_postfix_str(self._postfix(), refresh=False)
                 periodic = self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0
                 if periodic or self.step == self.total_steps:
                     self._save_checkpoint()

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 
 from dictlab.data.corpora.labelled import CorpusError, LabelledTexts
+from dictlab.data.corpora.locations import FORTUNES
 
-FORTUNES_ROOT = Path("/usr/share/games/fortunes")
-_INSTALL = "install them with `apt-get install fortunes fortunes-min`"
+_INSTALL = FORTUNES.install
 
 
 def split_fortunes(text: str) -> list[str]:
@@ -21,14 +21,14 @@ def split_fortunes(text: str) -> list[str]:
     return [entry for entry in ("\n".join(lines).strip() for lines in entries) if entry]
 
 
-def load_fortunes(root: Path = FORTUNES_ROOT, min_chars: int = 20) -> LabelledTexts:
+def load_fortunes(root: Path | None = None, min_chars: int = 20) -> LabelledTexts:
     """Fortune entries of at least ``min_chars`` characters, labelled with their file name (the category).
 
     Only regular files without an extension count as categories (``*.dat`` indexes, ``*.u8`` links, directories
     and symlinks are skipped); files are decoded as UTF-8, invalid bytes replaced. ``label_names`` are the
     categories with at least one kept entry, sorted. Raises :class:`CorpusError` if there are none.
     """
-    root = Path(root)
+    root = FORTUNES.find() if root is None else Path(root)
     if not root.is_dir():
         raise CorpusError(f"fortune directory {root} not found; {_INSTALL}")
     per_category: dict[str, list[str]] = {}

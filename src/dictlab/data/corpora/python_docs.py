@@ -1,13 +1,13 @@
-"""Prose paragraphs of the Python 3.11 documentation sources (Debian ``python3.11-doc``), labelled by section."""
+"""Prose paragraphs of the Python documentation sources (Debian ``python3.X-doc``), labelled by section."""
 
 from pathlib import Path
 
 import numpy as np
 
 from dictlab.data.corpora.labelled import CorpusError, LabelledTexts
+from dictlab.data.corpora.locations import PYTHON_DOCS
 
-PYTHON_DOCS_ROOT = Path("/usr/share/doc/python3.11/html/_sources")
-_INSTALL = "install them with `apt-get install python3.11-doc`"
+_INSTALL = PYTHON_DOCS.install
 _MARKUP_STARTS = ("..", ":", "=", "-", "*")  # directives, comments, field lists, rules/titles, bullet lists
 
 
@@ -31,14 +31,14 @@ def prose_paragraphs(text: str, min_chars: int = 80) -> list[str]:
     return paragraphs
 
 
-def load_python_docs(root: Path = PYTHON_DOCS_ROOT, min_chars: int = 80) -> LabelledTexts:
+def load_python_docs(root: Path | None = None, min_chars: int = 80) -> LabelledTexts:
     """Prose paragraphs of every ``root/<section>/**/*.rst.txt``, labelled with ``<section>`` (its top folder).
 
     Files directly under ``root`` (``about``, ``glossary``, ...) belong to no section and are skipped. Files are
     read in sorted path order, decoded as UTF-8 (invalid bytes replaced); ``label_names`` are the sections with at
     least one kept paragraph, sorted. Raises :class:`CorpusError` if ``root`` is missing or yields nothing.
     """
-    root = Path(root)
+    root = PYTHON_DOCS.find() if root is None else Path(root)
     if not root.is_dir():
         raise CorpusError(f"Python documentation sources {root} not found; {_INSTALL}")
     per_section: dict[str, list[str]] = {}

@@ -13,7 +13,7 @@ CORPORA: dict[str, str] = {
     "wordnet-nouns": "WordNet noun synsets as 'lemma: definition', 26 lexname classes (apt-get install wordnet-base)",
     "wordnet-verbs": "WordNet verb synsets as 'lemma: definition', 15 lexname classes (apt-get install wordnet-base)",
     "fortunes": "fortune cookies labelled by category file (apt-get install fortunes fortunes-min)",
-    "python-docs": "Python 3.11 documentation paragraphs labelled by section (apt-get install python3.11-doc)",
+    "python-docs": "Python documentation paragraphs labelled by section (apt-get install python3-doc)",
 }
 
 _LOADERS: dict[str, Callable[[], LabelledTexts]] = {

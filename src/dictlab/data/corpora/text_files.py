@@ -58,7 +58,8 @@ def load_jsonl(path: str | Path) -> LabelledTexts:
         raise CorpusError(f"{path} holds no JSON lines")
     if raw_labels[0] is None:
         return LabelledTexts(texts, np.zeros(len(texts), np.int64), [UNLABELLED], source=str(path))
-    names = sorted({label for label in raw_labels if label is not None})
+    present = [label for label in raw_labels if label is not None]  # every line has one (checked above)
+    names = sorted(set(present))
     index = {name: i for i, name in enumerate(names)}
-    labels = np.array([index[label] for label in raw_labels], dtype=np.int64)
+    labels = np.array([index[label] for label in present], dtype=np.int64)
     return LabelledTexts(texts=texts, labels=labels, label_names=names, source=str(path))

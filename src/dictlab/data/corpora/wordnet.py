@@ -6,8 +6,7 @@ from typing import Literal
 import numpy as np
 
 from dictlab.data.corpora.labelled import CorpusError, LabelledTexts
-
-WORDNET_ROOT = Path("/usr/share/wordnet")
+from dictlab.data.corpora.locations import WORDNET
 
 # The standard lexicographer file names, indexed by ``lex_filenum`` (WordNet's lexnames file, absent from Debian).
 LEXNAMES: tuple[str, ...] = (
@@ -100,7 +99,7 @@ def parse_synset_line(line: str, ss_type: str) -> tuple[int, str]:
     return int(lex_filenum), f"{fields[4].replace('_', ' ')}: {definition}"
 
 
-def load_wordnet(pos: Literal["noun", "verb"] = "noun", root: Path = WORDNET_ROOT) -> LabelledTexts:
+def load_wordnet(pos: Literal["noun", "verb"] = "noun", root: Path | None = None) -> LabelledTexts:
     """One text per synset of ``root/data.{pos}``: ``"first lemma: definition"``, labelled with its lexname.
 
     ``label_names`` are the 26 noun (or 15 verb) lexnames in WordNet's index order. Licence header lines (two
@@ -109,9 +108,9 @@ def load_wordnet(pos: Literal["noun", "verb"] = "noun", root: Path = WORDNET_ROO
     if pos not in _POS:
         raise ValueError(f"pos must be 'noun' or 'verb', got {pos!r}")
     ss_type, source = _POS[pos]
-    path = Path(root) / f"data.{pos}"
+    path = (WORDNET.find() if root is None else Path(root)) / f"data.{pos}"
     if not path.is_file():
-        raise CorpusError(f"{path} not found; install WordNet with `apt-get install wordnet-base`")
+        raise CorpusError(f"{path} not found; {WORDNET.install}")
     label_ids = [i for i, name in enumerate(LEXNAMES) if name.startswith(f"{pos}.")]
     reindex = {lex: i for i, lex in enumerate(label_ids)}
     texts: list[str] = []
