@@ -22,7 +22,9 @@ class DictionarySource:
     path: Path
     metadata: dict[str, Any]
     training_coefficient: float | None
-    """The ReLU L1 coefficient it was trained with, when the folder records it."""
+    """The ReLU L1 coefficient it was trained with, when the folder records it, in the units of the saved weights:
+    a run trained on inputs scaled by s (``dictlab train --normalize``) and saved with s folded into its weights
+    had coefficient c on the scaled data, which is c / s on the raw data."""
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "format": self.format, "method": self.metadata.get("method")}
@@ -41,6 +43,9 @@ def load_source(folder: str | Path) -> DictionarySource:
     meta = read_run_config(folder).get("metadata", {})
     recipe = meta.get("recipe", {})
     coefficient = recipe.get("sparsity_coefficient") if model.cfg.activation == "relu" else None
+    scale = meta.get("input_scale_folded", 1.0)
+    if coefficient is not None and isinstance(scale, int | float) and scale > 0:
+        coefficient = coefficient / scale
     return DictionarySource(model, "dictlab", folder, meta, coefficient)
 
 
