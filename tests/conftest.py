@@ -29,3 +29,15 @@ def corpus_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from lm_fixtures import write_word_corpus
 
     return write_word_corpus(tmp_path_factory.mktemp("corpus") / "texts.txt")
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_lm_dir: Path, corpus_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An activation store of block 1 of the tiny LM over the word corpus (~19k rows, width 32); read only —
+    tests that change it work on a copy."""
+    from dictlab.jobs.capture import run_capture
+    from lm_fixtures import capture_config
+
+    out = tmp_path_factory.mktemp("store") / "store"
+    run_capture(capture_config(tiny_lm_dir, corpus_file, out, module=("layer:1",)), echo=lambda _: None)
+    return out

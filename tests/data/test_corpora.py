@@ -256,7 +256,7 @@ def test_load_corpus_jsonl(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("second_line", "message"),
     [
-        ('{"text": "b", ', "line 2: invalid JSON"),
+        ('{"text": "b", ', "line 2 is not valid JSON"),
         ('["b"]', 'line 2: expected an object with a string "text"'),
         ('{"text": "b", "label": 3}', 'line 2: "label" must be a string'),
         ('{"text": "b"}', 'line 2: either every line or none has a "label"'),

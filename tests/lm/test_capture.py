@@ -145,7 +145,8 @@ def test_max_tokens_and_bad_input(tiny_lm_dir: Path, corpus_file: Path, tmp_path
         str(tmp_path / "y"),
     )
     fails_with(
-        "different capture", "--model", str(tiny_lm_dir), "--module", "layer:0", *common, "--out", str(tmp_path / "s")
+        "holds another run: setting",
+        *("--model", str(tiny_lm_dir), "--module", "layer:0", *common, "--out", str(tmp_path / "s")),
     )
     fails_with("offline alias", "--model", str(tmp_path), "--module", "layer:0", *common, "--out", str(tmp_path / "z"))
     fails_with("blocks", "--model", str(tiny_lm_dir), "--module", "layer:7", *common, "--out", str(tmp_path / "w"))

@@ -106,9 +106,9 @@ def test_bench_bad_input_gets_a_clear_error(tmp_path: Path) -> None:
     proc = run_dictlab("bench", "--preset", "huge", "--out", str(tmp_path / "y"))
     assert proc.returncode != 0 and "huge" in proc.stderr
     (tmp_path / "z").mkdir()
-    (tmp_path / "z" / "bench.json").write_text("{broken")
+    (tmp_path / "z" / "run.json").write_text("{broken")
     proc = run_dictlab("bench", "--preset", "smoke", "--out", str(tmp_path / "z"), "--methods", "topk")
-    assert proc.returncode != 0 and "bench.json is unreadable" in proc.stderr
+    assert proc.returncode != 0 and "run.json is not valid JSON" in proc.stderr
 
 
 def test_overrides_apply_to_the_preset() -> None:

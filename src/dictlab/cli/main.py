@@ -1,16 +1,13 @@
 """The ``dictlab`` command line: a thin layer that parses options into typed requests and runs one job each."""
 
-import functools
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-from pydantic import ValidationError
 
 from dictlab import __version__
+from dictlab.cli.errors import DEBUG_ENV, reports_errors
 from dictlab.cli.options import model_from_options, options_from_model
 from dictlab.jobs.capture import CaptureConfig, run_capture
 from dictlab.jobs.diagnose import DiagnoseRequest, run_diagnose
@@ -22,26 +19,16 @@ from dictlab.report.index_html import write_report_index
 from dictlab.reproductions.bench import PRESETS, BenchRequest, run_bench
 from dictlab.reproductions.registry import REPRODUCTIONS, ReproduceRequest, reproduction_help, run_reproduction
 
-F = TypeVar("F", bound=Callable[..., None])
-
-
-def reports_errors(command: F) -> F:
-    """Turn the errors a job raises for bad input (ValueError, pydantic's ValidationError, OSError) into a
-    one-line ``Error: ...`` and exit status 1, instead of a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            command(*args, **kwargs)
-        except (ValueError, ValidationError, OSError) as err:
-            raise click.ClickException(str(err)) from err
-
-    return wrapper  # type: ignore[return-value]
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.version_option(__version__, prog_name="dictlab")
-def cli() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar=DEBUG_ENV,
+    help=f"Show the full traceback of an error instead of one line (or set {DEBUG_ENV}=1).",
+)
+def cli(debug: bool) -> None:
     """dictlab: sparse dictionary learning with ground-truth recovery and feature anchoring."""
 
 
@@ -112,20 +99,24 @@ def eval_in_model(folder: Path, **options: object) -> None:
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--model-name", help="SAELens metadata.model_name (default: the model the run was trained on).")
 @click.option("--hook-name", help="SAELens metadata.hook_name (default: the module the run was trained on).")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if another command or source wrote it.")
 @reports_errors
-def export_saelens_command(run: Path, out: Path, model_name: str | None, hook_name: str | None) -> None:
+def export_saelens_command(
+    run: Path, out: Path, model_name: str | None, hook_name: str | None, overwrite: bool
+) -> None:
     """Write the SAE of dictlab run folder RUN as a SAELens v6 folder OUT (cfg.json + sae_weights.safetensors):
     relu → standard, topk → topk, jumprelu/batchtopk/matryoshka → jumprelu (same inference codes)."""
-    click.echo(f"wrote {export_saelens(run, out, model_name, hook_name)}")
+    click.echo(f"wrote {export_saelens(run, out, model_name, hook_name, overwrite)}")
 
 
 @cli.command("import-saelens")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace OUT if another command or source wrote it.")
 @reports_errors
-def import_saelens_command(folder: Path, out: Path) -> None:
+def import_saelens_command(folder: Path, out: Path, overwrite: bool) -> None:
     """Convert the SAELens SAE folder FOLDER (standard, topk or jumprelu) into a dictlab run folder OUT."""
-    click.echo(f"wrote {import_saelens(folder, out)}")
+    click.echo(f"wrote {import_saelens(folder, out, overwrite)}")
 
 
 @cli.command()

@@ -63,9 +63,16 @@ def options_from_model(
 
 
 def model_from_options(model: type[M], values: dict[str, Any]) -> M:
-    """Validate CLI values into ``model``; comma-separated strings become tuples for tuple fields."""
+    """Validate CLI values into ``model``; comma-separated strings become tuples for tuple fields.
+
+    Options left at their defaults are not passed, so ``model_fields_set`` holds exactly the options the user gave
+    (validators use it to refuse options that do not apply).
+    """
+    context = click.get_current_context(silent=True)
     parsed = {}
     for name, value in values.items():
+        if context is not None and context.get_parameter_source(name) is click.core.ParameterSource.DEFAULT:
+            continue
         field = model.model_fields[name]
         if isinstance(value, str) and "tuple" in str(field.annotation):
             value = tuple(v.strip() for v in value.split(",") if v.strip())

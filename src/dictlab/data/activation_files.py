@@ -10,6 +10,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from torch import Tensor
 
+from dictlab.files.tensors import load_tensor_file
+
 SUFFIXES = (".npy", ".safetensors", ".pt", ".pth")
 
 
@@ -93,7 +95,8 @@ def _load_npy(path: Path, max_rows: int | None) -> Tensor:
     part = array if n is None else array[:n]
     # copy out of the memory map; integers and long doubles go through float64, which torch.from_numpy always takes
     widen = array.dtype.kind in "iu" or array.dtype.itemsize > 8
-    copy = np.array(part, dtype=np.float64 if widen else None)
+    native = array.dtype.newbyteorder("=")  # torch reads native byte order only; big-endian files are valid data
+    copy = np.array(part, dtype=np.float64 if widen else native)
     return _as_matrix(torch.from_numpy(copy), max_rows)
 
 
@@ -122,10 +125,9 @@ def _load_safetensors(path: Path, key: str | None, max_rows: int | None) -> Tens
 
 def _load_pt(path: Path, key: str | None, max_rows: int | None) -> Tensor:
     try:  # memory-map zip-format files so that max_rows reads only what it needs
-        obj: Any = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
-    except Exception as err:  # the unpickler raises almost any error type (IndexError, KeyError, ...) on garbage
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ActivationFileError(f"{path} is corrupt or unreadable as .pt: {first_line}") from err
+        obj: Any = load_tensor_file(path, "activations", mmap=zipfile.is_zipfile(path))
+    except ValueError as err:
+        raise ActivationFileError(str(err)) from err
     if isinstance(obj, dict):
         tensors = {str(name): value for name, value in obj.items() if isinstance(value, Tensor)}
         data = tensors[_pick(path, sorted(tensors), key)]

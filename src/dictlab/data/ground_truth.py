@@ -9,10 +9,9 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 from torch import Tensor
 
-from dictlab.atomic import atomic_path
+from dictlab.files.tensors import save_safetensors
 
 _FORMAT_TAG = "dictlab.GroundTruth/1"
 
@@ -87,8 +86,7 @@ class GroundTruth:
             "meta": json.dumps(self.meta, allow_nan=False),
             "sha256": _tensor_digest(tensors),
         }
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
+        save_safetensors(tensors, path, metadata)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "GroundTruth":

@@ -4,6 +4,10 @@ For every data point x_n, a_n = argmin_{a ≥ 0} ½‖x_n − b − Wᵀa‖² +
 restart, stopped on the duality gap, then *polished*: on the support FISTA found, the KKT equalities
 W_S(x_n − b − W_Sᵀa_S) = λ·1 are solved exactly, and the polished code is kept when it is feasible (a_S > 0) and
 satisfies the inequalities off the support. Polished codes meet C1 to round-off, which the identities need.
+
+The support systems are solved by a batched Cholesky factorisation that reports failures per point instead of
+raising; a point whose support has more atoms than dimensions (its Gram block is singular), or whose block does
+not factorise, keeps its FISTA code and goes on iterating.
 """
 
 from dataclasses import dataclass
@@ -49,6 +53,7 @@ def _polish(
     """
     support = codes > 0
     size = support.sum(dim=1)
+    solvable = size <= atoms.shape[1]  # more atoms than dimensions: the support Gram block is singular
     width = int(size.max()) if len(size) else 0
     if width == 0:
         return codes, (c <= lam * (1 + slack)).all(dim=1)
@@ -62,13 +67,15 @@ def _polish(
         sub = gathered @ gathered.transpose(1, 2)
     eye = torch.eye(width, dtype=c.dtype, device=c.device)
     both = live[:, :, None] & live[:, None, :]
-    sub = torch.where(both, sub, eye)
+    sub = torch.where(both & solvable[:, None, None], sub, eye)
     rhs = torch.where(live, c.gather(1, idx) - lam, torch.zeros((), dtype=c.dtype, device=c.device))
-    solution, info = torch.linalg.solve_ex(sub, rhs[:, :, None])
-    values = solution[:, :, 0]
+    factor, info = torch.linalg.cholesky_ex(sub)
+    factorised = (info == 0) & solvable
+    factor = torch.where(factorised[:, None, None], factor, eye)
+    values = torch.cholesky_solve(rhs[:, :, None], factor)[:, :, 0]
     polished = torch.zeros_like(codes)
     polished.scatter_(1, idx, torch.where(live, values, torch.zeros_like(values)))
-    feasible = ((values > 0) | ~live).all(dim=1) & (info == 0) & torch.isfinite(values).all(dim=1)
+    feasible = ((values > 0) | ~live).all(dim=1) & factorised & torch.isfinite(values).all(dim=1)
     # Off the support: w_kᵀr ≤ λ, i.e. c − A·G ≤ λ.
     correlation = c - (polished @ atoms) @ atoms.T
     off_ok = (correlation <= lam + slack * (lam + correlation.abs())) | support

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import Tensor
 
 from dictlab.diagnostics.codes import nonnegative_lasso
@@ -35,6 +35,8 @@ EXACT_AUTO_BUDGET = 2e9
 
 class DiagnoseOptions(BaseModel):
     """How to diagnose a dictionary."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     lam: float | None = Field(
         default=None,

@@ -4,12 +4,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor
 
 from dictlab.data import LRBConfig, generate_lrb, load_activations
 from dictlab.diagnostics.problem import DiagnosticsInputError
 from dictlab.models import SparseDictionary, is_saelens_folder, load_dictionary, load_saelens, read_run_config
 from dictlab.models.saelens import read_saelens_config
+from dictlab.validation import validation_message
+
+
+class RunMetadata(BaseModel):
+    """The parts of a run folder's ``cfg.json`` metadata that diagnose and eval-in-model read, type-checked."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    model: str | None = None
+    module: str | None = None
+    method: str | None = None
+    recipe: dict[str, Any] = Field(default_factory=dict)
+    input_scale_folded: float = Field(default=1.0, gt=0)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+def run_metadata(folder: Path, raw: dict[str, Any]) -> RunMetadata:
+    """Validate ``raw`` (the metadata of ``folder``'s cfg.json); errors name the file and field."""
+    try:
+        meta = RunMetadata.model_validate(raw)
+        coefficient = meta.recipe.get("sparsity_coefficient", 0.0)
+        if isinstance(coefficient, bool) or not isinstance(coefficient, int | float) or coefficient < 0:
+            raise ValueError(f"recipe.sparsity_coefficient must be a number >= 0, got {coefficient!r}")
+    except ValidationError as err:
+        raise DiagnosticsInputError(f"{folder / 'cfg.json'}: invalid metadata: {validation_message(err)}") from err
+    except ValueError as err:
+        raise DiagnosticsInputError(f"{folder / 'cfg.json'}: invalid metadata: {err}") from err
+    return meta
 
 
 @dataclass
@@ -37,16 +66,17 @@ def load_source(folder: str | Path) -> DictionarySource:
         raise DiagnosticsInputError(f"{folder} is not a folder")
     if is_saelens_folder(folder):
         model = load_saelens(folder)
-        cfg = read_saelens_config(folder)
-        return DictionarySource(model, "saelens", folder, cfg.get("metadata") or {}, None)
+        meta = read_saelens_config(folder).get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise DiagnosticsInputError(f"{folder / 'cfg.json'}: 'metadata' must be a JSON object")
+        return DictionarySource(model, "saelens", folder, meta, None)
     model = load_dictionary(folder)
-    meta = read_run_config(folder).get("metadata", {})
-    recipe = meta.get("recipe", {})
-    coefficient = recipe.get("sparsity_coefficient") if model.cfg.activation == "relu" else None
-    scale = meta.get("input_scale_folded", 1.0)
-    if coefficient is not None and isinstance(scale, int | float) and scale > 0:
-        coefficient = coefficient / scale
-    return DictionarySource(model, "dictlab", folder, meta, coefficient)
+    raw = read_run_config(folder)["metadata"]
+    meta = run_metadata(folder, raw)
+    coefficient = meta.recipe.get("sparsity_coefficient") if model.cfg.activation == "relu" else None
+    if coefficient is not None:
+        coefficient = coefficient / meta.input_scale_folded
+    return DictionarySource(model, "dictlab", folder, raw, coefficient)
 
 
 def load_data(
@@ -57,13 +87,19 @@ def load_data(
         X_in = load_activations(data, key=key, max_rows=max_rows)
         X_out = None if target is None else load_activations(target, key=key, max_rows=max_rows)
         return X_in, X_out, str(data)
-    lrb = source.metadata.get("data", {})
-    if lrb.get("generator") != "dictlab.lrb":
+    lrb = source.metadata.get("data") or {}
+    if not isinstance(lrb, dict) or lrb.get("generator") != "dictlab.lrb" or not isinstance(lrb.get("config"), dict):
         raise DiagnosticsInputError(
             f"{source.path} does not record the data it was trained on; pass --data ACTIVATIONS "
             "(.npy, .safetensors or .pt with rows = samples)"
         )
-    dataset = generate_lrb(LRBConfig.model_validate(lrb["config"]))
+    try:
+        lrb_config = LRBConfig.model_validate(lrb["config"])
+    except ValidationError as err:
+        raise DiagnosticsInputError(
+            f"{source.path / 'cfg.json'}: invalid metadata data.config: {validation_message(err)}"
+        ) from err
+    dataset = generate_lrb(lrb_config)
     view = dataset.view(source.model.cfg.kind)
     X_in, X_out = view.materialize(dataset.codes("test")[:max_rows])
     return X_in, X_out, "LRB test split regenerated from the run's metadata"

@@ -8,14 +8,14 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from dictlab.atomic import atomic_write_text
 from dictlab.diagnostics.sources import load_source
+from dictlab.files.atomic import atomic_write_text
 
 
 class InModelRequest(BaseModel):
     """Which dictionary, model, module and texts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     folder: Path = Field(description="dictlab run folder (e.g. from dictlab train --store) or SAELens folder.")
     model: str | None = Field(default=None, description="Causal LM folder or alias (default: the store's model).")
@@ -36,10 +36,15 @@ def run_in_model_eval(request: InModelRequest, echo: Callable[[str], None] = pri
     from dictlab.lm.in_model_eval import evaluate_in_model
     from dictlab.lm.loading import load_language_model
 
+    out = request.out or request.folder / "in_model.json"
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the path of the JSON file to write")
     source = load_source(request.folder)
     meta = source.metadata
     model_spec = request.model or meta.get("model") or meta.get("model_name")
     module = request.module or meta.get("module") or meta.get("hook_name")
+    if not isinstance(model_spec, str | None) or not isinstance(module, str | None):
+        raise ValueError(f"{request.folder}: the recorded model and module must be strings")
     if not model_spec or not module:
         raise ValueError(
             f"{request.folder} does not say which model and module it belongs to: pass --model and --module"
@@ -58,7 +63,6 @@ def run_in_model_eval(request: InModelRequest, echo: Callable[[str], None] = pri
         progress=request.progress,
     )
     record = {"folder": str(request.folder), "model": model_spec, "corpus": request.corpus, **report.to_dict()}
-    out = request.out or request.folder / "in_model.json"
     atomic_write_text(out, json.dumps(record, indent=2) + "\n")
     echo(
         f"{module}: CE clean {report.ce_clean:.4f}, spliced {report.ce_spliced:.4f} (+{report.ce_increase:.4f}), "

@@ -1,23 +1,63 @@
-"""``dictlab export-saelens`` / ``import-saelens``: move SAEs between dictlab run folders and SAELens v6 folders."""
+"""``dictlab export-saelens`` / ``import-saelens``: move SAEs between dictlab run folders and SAELens v6 folders.
+
+Both claim their output folder like every writer (:mod:`dictlab.outputs.claim`): a folder another command or
+another source wrote is refused unless ``overwrite``; the files are staged and moved into place at the end.
+"""
 
 from pathlib import Path
 
 from dictlab.models import load_dictionary, load_saelens, read_run_config, save_dictionary
-from dictlab.models.saelens import read_saelens_config, save_saelens
+from dictlab.models.io import CONFIG_FILE, WEIGHTS_FILE
+from dictlab.models.saelens import (
+    SAELENS_CONFIG_FILE,
+    SAELENS_WEIGHTS_FILE,
+    SAELensFormatError,
+    read_saelens_config,
+    save_saelens,
+)
+from dictlab.outputs import RunIdentity, claim_output, file_fingerprint, staged
 
 
-def export_saelens(run: Path, out: Path, model_name: str | None = None, hook_name: str | None = None) -> Path:
+def _identity(command: str, source: Path, files: tuple[str, ...], config: dict[str, str | None]) -> RunIdentity:
+    inputs = {name: file_fingerprint(source / name) for name in files if (source / name).is_file()}
+    return RunIdentity(command=command, config=config, inputs=inputs, paths={"source": str(source)})
+
+
+def _text(value: object, what: str, folder: Path) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise ValueError(f"{folder / CONFIG_FILE}: {what} must be a string, got {type(value).__name__}")
+
+
+def export_saelens(
+    run: Path, out: Path, model_name: str | None = None, hook_name: str | None = None, overwrite: bool = False
+) -> Path:
     """Write the SAE of dictlab run folder ``run`` as a SAELens folder; model and hook names default to what the
     run recorded (the store's model and module)."""
     model = load_dictionary(run)
-    meta = read_run_config(run).get("metadata", {})
-    names = {"model_name": model_name or meta.get("model"), "hook_name": hook_name or meta.get("module")}
-    return save_saelens(model, out, {k: v for k, v in names.items() if v})
+    meta = read_run_config(run)["metadata"]
+    names = {
+        "model_name": model_name or _text(meta.get("model"), "metadata.model", run),
+        "hook_name": hook_name or _text(meta.get("module"), "metadata.module", run),
+    }
+    identity = _identity("export-saelens", run, (CONFIG_FILE, WEIGHTS_FILE), names)
+    with claim_output(out, identity, overwrite) as folder, staged(folder) as stage:
+        save_saelens(model, stage, {k: v for k, v in names.items() if v})
+    return out
 
 
-def import_saelens(folder: Path, out: Path) -> Path:
+def import_saelens(folder: Path, out: Path, overwrite: bool = False) -> Path:
     """Write the SAELens SAE in ``folder`` as a dictlab run folder (its model and hook names become metadata)."""
     model = load_saelens(folder)
     meta = read_saelens_config(folder).get("metadata") or {}
-    metadata = {"imported_from": str(folder), "model": meta.get("model_name"), "module": meta.get("hook_name")}
-    return save_dictionary(model, out, {k: v for k, v in metadata.items() if v})
+    if not isinstance(meta, dict):
+        raise SAELensFormatError(f"{folder / SAELENS_CONFIG_FILE}: 'metadata' must be a JSON object")
+    metadata = {
+        "imported_from": str(folder),
+        "model": _text(meta.get("model_name"), "metadata.model_name", folder),
+        "module": _text(meta.get("hook_name"), "metadata.hook_name", folder),
+    }
+    identity = _identity("import-saelens", folder, (SAELENS_CONFIG_FILE, SAELENS_WEIGHTS_FILE), {})
+    with claim_output(out, identity, overwrite) as run, staged(run) as stage:
+        save_dictionary(model, stage, {k: v for k, v in metadata.items() if v})
+    return out

@@ -9,22 +9,30 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dictlab.atomic import atomic_write_text
 from dictlab.data.store import ActivationStore, StoreBatches
+from dictlab.devices import check_device
+from dictlab.files.atomic import atomic_write_text
 from dictlab.metrics.evaluate import reconstruction_metrics
-from dictlab.models import DictionaryConfig, SparseDictionary, activation_class, save_dictionary
+from dictlab.models import DictionaryConfig, SparseDictionary, activation_class, activation_names, save_dictionary
+from dictlab.outputs import RunIdentity, claim_output, json_fingerprint
 from dictlab.training import Member, RecipeConfig, TrainConfig, Trainer, identity_view
 from dictlab.training.config import Precision, TrainingPath
+from dictlab.training.trainer import CHECKPOINT_FILE
 
 METRICS_FILE = "metrics.json"
+TRAIN_DIR = "train"
+FEW_STEPS = 100
+"""Fewer training steps than this gets a warning: the dictionary has barely moved from its initialisation."""
+_NOT_IDENTITY = {"store", "out", "overwrite", "progress", "device", "retain_cpu_memory"}
+"""Request fields that do not change what is trained (the store enters the identity by its fingerprint)."""
 
 
 class StoreTrainRequest(BaseModel):
     """A dictionary to train on one module of an activation store."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     store: Path = Field(description="Activation store folder written by dictlab capture.")
     module: str | None = Field(default=None, description="Module of the store to train on (default: its only module).")
@@ -67,12 +75,44 @@ class StoreTrainRequest(BaseModel):
     )
     device: str = Field(default="cpu", description="cpu or cuda.")
     progress: bool = Field(default=True, description="Show a progress bar.")
+    overwrite: bool = Field(
+        default=False, description="Replace the run in --out if it was made with other settings or another command."
+    )
 
     @field_validator("activation")
     @classmethod
     def _registered(cls, name: str) -> str:
         activation_class(name)  # raises with the registered names
         return name
+
+    @model_validator(mode="after")
+    def _options_apply(self) -> "StoreTrainRequest":
+        """Refuse options that would do nothing for the chosen activation or device (only those given explicitly)."""
+        chosen = activation_class(self.activation)
+        given = self.model_fields_set
+
+        def refuse(option: str, applies_to: str) -> None:
+            raise ValueError(f"--{option} applies to {applies_to}, not to activation {self.activation!r}")
+
+        if "k" in given and not chosen.uses_k:
+            refuse("k", "activations that use k (" + ", ".join(activation_names(uses_k=True)) + ")")
+        if chosen.has_sparsity_penalty and self.sparsity_coefficient <= 0:
+            raise ValueError(f"activation {self.activation!r} needs --sparsity-coefficient > 0 (its penalty weight)")
+        if "sparsity_coefficient" in given and not chosen.has_sparsity_penalty:
+            refuse(
+                "sparsity-coefficient",
+                "penalised activations (" + ", ".join(activation_names(has_sparsity_penalty=True)) + ")",
+            )
+        if not chosen.has_sparse_path:
+            for option in ("aux_coefficient", "path"):
+                if option in given:
+                    refuse(
+                        option.replace("_", "-"),
+                        "activations with a sparse path (" + ", ".join(activation_names(has_sparse_path=True)) + ")",
+                    )
+        if self.precision == "tf32" and not self.device.startswith("cuda"):
+            raise ValueError(f"--precision tf32 changes CUDA matmuls only; on {self.device} use fp32 or bf16")
+        return self
 
 
 def peak_rss_mib() -> float:
@@ -92,8 +132,28 @@ def _dictionary_config(request: StoreTrainRequest, width: int) -> DictionaryConf
     )
 
 
+def train_identity(request: StoreTrainRequest, store: ActivationStore) -> RunIdentity:
+    """What makes a ``dictlab train`` run folder: every training setting, the module and the store's fingerprint."""
+    config = request.model_dump(mode="json", exclude=_NOT_IDENTITY) | {"module": store.entry.name}
+    return RunIdentity(
+        command="train",
+        config=config,
+        inputs={"store": json_fingerprint(store.manifest.model_dump(mode="json"))},
+        paths={"store": str(request.store.resolve())},
+    )
+
+
+def _has_checkpoint(out: Path) -> bool:
+    return (out / TRAIN_DIR / CHECKPOINT_FILE).exists()
+
+
 def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train, evaluate on the held-out chunks, save the run folder; resumes from ``out/train`` if present."""
+    """Train, evaluate on the held-out chunks, save the run folder; resumes from ``out/train`` if present.
+
+    Everything is validated before ``out`` is touched; ``out`` must be new, empty, or a run of this exact request
+    (same settings, same store content), else it is refused (``overwrite`` replaces it).
+    """
+    check_device(request.device)
     store = ActivationStore(request.store, request.module)
     stats = store.entry.stats
     scale = math.sqrt(store.width) / stats.rms_norm if request.normalize and stats.rms_norm > 0 else 1.0
@@ -107,6 +167,11 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
         scale,
         max_norm_ratio=request.max_norm_ratio,
     )
+    if batches.max_norm is not None and batches.batch(0).shape[0] == 0:
+        raise ValueError(
+            f"--max-norm-ratio {request.max_norm_ratio} drops every row of the first batch (it keeps rows up to "
+            f"{request.max_norm_ratio}× the store's RMS norm {stats.rms_norm:.4g}); use a larger ratio"
+        )
     cfg = _dictionary_config(request, store.width)
     model = SparseDictionary(cfg, torch.Generator().manual_seed(request.seed))
     recipe = RecipeConfig(
@@ -130,7 +195,27 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
         f"{batches.n_holdout:,} held out, width {store.width}, "
         f"scale {scale:.4g}; buffer {batches.buffer_rows:,} rows"
     )
-    trainer = Trainer([Member("sae", model, recipe)], batches, train, request.out / "train", request.device)
+    steps = train.total_steps(batches.n_samples)
+    if steps < FEW_STEPS:
+        echo(
+            f"warning: only {steps} training step(s) ({batches.n_samples:,} rows, batch {request.batch_size}); "
+            "use more --epochs or --steps, or a larger store"
+        )
+    with claim_output(request.out, train_identity(request, store), request.overwrite, _has_checkpoint):
+        return _train(request, store, batches, model, recipe, train, scale, echo)
+
+
+def _train(
+    request: StoreTrainRequest,
+    store: ActivationStore,
+    batches: StoreBatches,
+    model: SparseDictionary,
+    recipe: RecipeConfig,
+    train: TrainConfig,
+    scale: float,
+    echo: Callable[[str], None],
+) -> dict[str, Any]:
+    trainer = Trainer([Member("sae", model, recipe)], batches, train, request.out / TRAIN_DIR, request.device)
     summary = trainer.fit()[0]
     held_rows = min(batches.n_holdout, request.holdout_eval_rows)
     held = reconstruction_metrics(model.cpu(), batches.holdout_chunks(held_rows), identity_view) if held_rows else {}
@@ -142,7 +227,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
         "model": store.manifest.model,
         "input_scale_folded": scale,
         "recipe": recipe.model_dump(mode="json"),
-        "request": request.model_dump(mode="json"),
+        "request": request.model_dump(mode="json", exclude={"out", "overwrite", "progress"}),
     }
     save_dictionary(model, request.out, metadata)
     record = {
@@ -159,8 +244,23 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
         "peak_rss_mib": peak_rss_mib(),
     }
     atomic_write_text(request.out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
+    for warning in _result_warnings(held, request):
+        echo("warning: " + warning)
     echo(
         f"held-out FVU {held.get('fvu', float('nan')):.4f}, L0 {held.get('l0', float('nan')):.1f}, dead "
         f"{held.get('dead_fraction', float('nan')):.1%}; peak RSS {record['peak_rss_mib']:.0f} MiB -> {request.out}"
     )
     return record
+
+
+def _result_warnings(held: dict[str, float], request: StoreTrainRequest) -> list[str]:
+    """Signs that a finished run is not a usable dictionary."""
+    warnings = []
+    if held.get("fvu", 0.0) > 1:
+        warnings.append(
+            f"held-out FVU {held['fvu']:.3g} > 1: the dictionary reconstructs worse than the mean; lower --lr "
+            f"(now {request.lr:g})"
+        )
+    if held.get("dead_fraction", 0.0) > 0.5:
+        warnings.append(f"{held['dead_fraction']:.0%} of latents never fired on the held-out rows")
+    return warnings

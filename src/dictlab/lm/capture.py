@@ -11,16 +11,20 @@ committed shard ended.
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from dictlab.data.store import StoreManifest, StoreWriter
+from dictlab.data.store import StoreError, StoreManifest, StoreWriter, read_manifest
+from dictlab.data.store.manifest import MANIFEST_FILE
+from dictlab.devices import check_device
 from dictlab.lm.capture_config import TORCH_DTYPES, CaptureConfig
 from dictlab.lm.loading import LanguageModel, load_language_model
 from dictlab.lm.modules import output_tensor, resolve_modules
 from dictlab.lm.positions import kept_positions
+from dictlab.outputs import RunIdentity, check_output, claim_output, file_fingerprint
 from dictlab.progress import progress_bar
 
 
@@ -123,10 +127,27 @@ def batch_rows(
     return {n: r.cpu().numpy() for n, r in rows.items()}, index.numpy()
 
 
+def capture_identity(config: CaptureConfig) -> RunIdentity:
+    """What makes a store: the model, modules and every content setting, and the corpus file's fingerprint."""
+    corpus = Path(config.corpus)
+    inputs = {"corpus": file_fingerprint(corpus)} if corpus.is_file() else {}
+    settings = config.settings() | {"model": config.model, "module": list(config.module)}
+    return RunIdentity(command="capture", config=settings, inputs=inputs, paths={"corpus": config.corpus})
+
+
+def _has_shards(out: Path) -> bool:
+    return (out / MANIFEST_FILE).is_file() and read_manifest(out).rows > 0
+
+
 def capture(config: CaptureConfig, echo: Callable[[str], None] = print) -> StoreManifest:
-    """Run (or resume) a capture; returns the final manifest."""
+    """Run (or resume) a capture; returns the final manifest.
+
+    Inputs are loaded and checked before ``config.out`` is claimed (see :mod:`dictlab.outputs.claim`).
+    """
     from dictlab.data.corpora import load_corpus
 
+    check_device(config.device)
+    check_output(config.out, capture_identity(config), config.overwrite)
     corpus = load_corpus(config.corpus)
     if config.max_per_class:
         corpus = corpus.balanced(config.max_per_class, config.seed)
@@ -134,14 +155,28 @@ def capture(config: CaptureConfig, echo: Callable[[str], None] = print) -> Store
     lm = load_language_model(config.model, TORCH_DTYPES[config.model_dtype], config.device)
     names = resolve_modules(lm.model, list(config.module))
     widths = module_widths(lm, names, config.device)
+    with claim_output(config.out, capture_identity(config), config.overwrite, _has_shards):
+        return _capture(config, lm, names, widths, texts, corpus.labels, corpus.label_names, echo)
+
+
+def _capture(
+    config: CaptureConfig,
+    lm: LanguageModel,
+    names: list[str],
+    widths: dict[str, int],
+    texts: list[str],
+    labels: np.ndarray,
+    label_names: list[str],
+    echo: Callable[[str], None],
+) -> StoreManifest:
     writer = StoreWriter.open(
         config.out,
         lm.name,
         widths,
         config.dtype,
         config.settings(),
-        np.asarray(corpus.labels[: len(texts)]),
-        corpus.label_names,
+        np.asarray(labels[: len(texts)]),
+        label_names,
     )
     manifest = writer.manifest
     if manifest.complete or (config.max_tokens is not None and manifest.tokens_seen >= config.max_tokens):
@@ -202,6 +237,11 @@ def capture(config: CaptureConfig, echo: Callable[[str], None] = print) -> Store
                     break
     finally:
         catcher.remove()
+    if writer.manifest.rows == 0:
+        raise StoreError(
+            f"{config.out}: the capture kept no rows (every position of {len(texts):,} texts was padding, special or "
+            f"among the first --skip-first {config.skip_first}); nothing was written"
+        )
     writer.finish()
     m = writer.manifest
     echo(f"{config.out}: {m.rows:,} rows from {m.texts_done:,} texts, modules {', '.join(names)}")

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -12,7 +12,7 @@ TORCH_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": 
 class CaptureConfig(BaseModel):
     """What to capture, from which model and text, and how."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     model: str = Field(description="Model folder (transformers format) or offline alias: minilm, smollm2.")
     module: tuple[str, ...] = Field(
@@ -50,7 +50,19 @@ class CaptureConfig(BaseModel):
     seed: int = Field(default=0, description="Seed of the text order.")
     device: str = Field(default="cpu", description="Device to run the model on (cuda when available).")
     progress: bool = Field(default=True, description="Show a progress bar with tokens/s.")
+    overwrite: bool = Field(
+        default=False, description="Replace the store in --out if it was captured with other settings."
+    )
+
+    @model_validator(mode="after")
+    def _keeps_positions(self) -> "CaptureConfig":
+        if self.skip_first >= self.max_length:
+            raise ValueError(
+                f"--skip-first {self.skip_first} drops every position of texts truncated to --max-length "
+                f"{self.max_length}: nothing would be captured"
+            )
+        return self
 
     def settings(self) -> dict[str, Any]:
         """The settings that determine the store's content (a resumed capture must repeat them)."""
-        return self.model_dump(mode="json", exclude={"out", "device", "progress", "model", "module"})
+        return self.model_dump(mode="json", exclude={"out", "device", "progress", "model", "module", "overwrite"})

@@ -161,10 +161,17 @@ def load_language_model(
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     folder = resolve_model_dir(spec)
+    if not any(folder.glob("*.safetensors")):
+        pickled = sorted(p.name for p in (*folder.glob("*.bin"), *folder.glob("*.pt"), *folder.glob("*.pth")))
+        found = f"it holds {', '.join(pickled)} (pickle files, which can run code when loaded)" if pickled else ""
+        raise ValueError(
+            f"model folder {folder} has no .safetensors weights; {found or 'it holds no weights'}. dictlab loads "
+            "model weights from safetensors only"
+        )
     config = AutoConfig.from_pretrained(str(folder))
     is_causal = any(arch.endswith("ForCausalLM") for arch in (config.architectures or []))
     loader = AutoModelForCausalLM if is_causal else AutoModel
-    loaded: Any = loader.from_pretrained(str(folder), dtype=dtype)
+    loaded: Any = loader.from_pretrained(str(folder), dtype=dtype, use_safetensors=True)
     model: nn.Module = loaded.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(folder))
     if tokenizer.pad_token is None:

@@ -18,7 +18,7 @@ class DictionaryConfig(BaseModel):
     This is what ``cfg.json`` of a run folder stores; it fully determines the module's parameter shapes.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     kind: DictionaryKind = Field(
         default="sae",
@@ -90,6 +90,11 @@ class DictionaryConfig(BaseModel):
     def matryoshka_prefix_sizes(self) -> list[int]:
         """Latent counts of the nested prefixes, e.g. [1000, 2000, 4000, 8000, 16000]."""
         return [max(1, round(f * self.d_sae)) for f in self.matryoshka_prefixes]
+
+    @property
+    def n_parameters(self) -> int:
+        """Parameters and buffers of the module: W_enc, W_dec, both biases and one value per latent for thresholds."""
+        return (self.d_in + self.d_out + 2) * self.d_sae + self.d_out
 
     @property
     def d_source(self) -> int:

@@ -6,6 +6,7 @@ from functools import cached_property
 import torch
 from torch import Tensor, nn
 
+from dictlab.files.memory import check_allocation
 from dictlab.models.activations import Activation
 from dictlab.models.config import DictionaryConfig
 from dictlab.models.sparse_latents import ActiveLatents, gather_pre_activations, sparse_decode
@@ -73,6 +74,7 @@ class SparseDictionary(nn.Module):
     def __init__(self, cfg: DictionaryConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.cfg = cfg
+        check_allocation(4 * cfg.n_parameters, f"a dictionary of {cfg.n_parameters:,} float32 parameters")
         W_dec = torch.randn(cfg.d_sae, cfg.d_out, generator=generator)
         W_dec /= W_dec.norm(dim=-1, keepdim=True)
         if cfg.d_in == cfg.d_out:
@@ -97,6 +99,11 @@ class SparseDictionary(nn.Module):
     def _check_input(self, x: Tensor, width: int, what: str) -> None:
         if x.dim() != 2 or x.shape[-1] != width:
             raise ValueError(f"{what} must have shape [batch, {width}], got {list(x.shape)}")
+        if x.dtype != self.W_enc.dtype and not torch.is_autocast_enabled(x.device.type):
+            raise ValueError(
+                f"{what} is {x.dtype} but the dictionary's weights are {self.W_enc.dtype}: convert the input "
+                f"(x.to({self.W_enc.dtype})) or the dictionary (model.to(dtype))"
+            )
 
     def _centred(self, x_in: Tensor) -> Tensor:
         self._check_input(x_in, self.cfg.d_in, "x_in")

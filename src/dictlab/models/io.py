@@ -7,12 +7,15 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 import dictlab
-from dictlab.atomic import atomic_path, atomic_write_text
+from dictlab.files.atomic import atomic_write_text
+from dictlab.files.json_files import read_json_object
+from dictlab.files.tensors import save_safetensors
 from dictlab.models.config import DictionaryConfig
 from dictlab.models.dictionary import SparseDictionary
+from dictlab.validation import validation_message
 
 CONFIG_FILE = "cfg.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -30,8 +33,7 @@ def save_dictionary(model: SparseDictionary, folder: str | Path, metadata: dict[
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    with atomic_path(folder / WEIGHTS_FILE) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "dictlab_version": dictlab.__version__})
+    save_safetensors(tensors, folder / WEIGHTS_FILE, {"format": "pt", "dictlab_version": dictlab.__version__})
     cfg = {
         "dictlab_version": dictlab.__version__,
         "dictionary": model.cfg.model_dump(mode="json"),
@@ -41,25 +43,14 @@ def save_dictionary(model: SparseDictionary, folder: str | Path, metadata: dict[
     return folder
 
 
-def read_json_object(path: Path, error: type[ValueError], missing: str) -> dict[str, Any]:
-    """Parse a file holding one JSON object; ``error`` names the file (``missing`` says what its absence means)."""
-    if not path.is_file():
-        raise error(f"{path} is missing: {missing}")
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise error(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(obj, dict):
-        raise error(f"{path} must hold a JSON object, got {type(obj).__name__}")
-    return obj
-
-
 def read_run_config(folder: str | Path) -> dict[str, Any]:
     """Parse ``cfg.json`` of a run folder, with errors that name the file."""
     path = Path(folder) / CONFIG_FILE
     cfg = read_json_object(path, RunFolderError, "not a dictlab run folder")
     if "dictionary" not in cfg:
         raise RunFolderError(f"{path} has no 'dictionary' section")
+    if not isinstance(cfg.setdefault("metadata", {}), dict):
+        raise RunFolderError(f"{path}: 'metadata' must be a JSON object, got {type(cfg['metadata']).__name__}")
     return cfg
 
 
@@ -70,7 +61,9 @@ def load_dictionary(folder: str | Path, device: str | torch.device = "cpu") -> S
     try:
         cfg = DictionaryConfig.model_validate(raw["dictionary"])
     except ValidationError as err:
-        raise RunFolderError(f"{folder / CONFIG_FILE} has an invalid 'dictionary' section: {err}") from err
+        raise RunFolderError(
+            f"{folder / CONFIG_FILE} has an invalid 'dictionary' section: {validation_message(err)}"
+        ) from err
     weights_path = folder / WEIGHTS_FILE
     if not weights_path.is_file():
         raise RunFolderError(f"{weights_path} is missing")
@@ -84,6 +77,8 @@ def load_dictionary(folder: str | Path, device: str | torch.device = "cpu") -> S
     if expected != found:
         raise RunFolderError(f"{weights_path} does not match {CONFIG_FILE}: expected {expected}, found {found}")
     for name, tensor in tensors.items():
+        if tensor.dtype != torch.float32:
+            raise RunFolderError(f"{weights_path}: tensor {name!r} is {tensor.dtype}; dictlab saves float32 weights")
         if not torch.isfinite(tensor).all():
             raise RunFolderError(f"{weights_path}: tensor {name!r} contains NaN or Inf")
     model.load_state_dict(tensors)

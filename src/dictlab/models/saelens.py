@@ -12,14 +12,16 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor
 
 import dictlab
-from dictlab.atomic import atomic_path, atomic_write_text
+from dictlab.files.atomic import atomic_write_text
+from dictlab.files.json_files import read_json_object
+from dictlab.files.tensors import save_safetensors
 from dictlab.models.config import DictionaryConfig
 from dictlab.models.dictionary import SparseDictionary
-from dictlab.models.io import read_json_object
+from dictlab.validation import validation_message
 
 SAELENS_CONFIG_FILE = "cfg.json"
 SAELENS_WEIGHTS_FILE = "sae_weights.safetensors"
@@ -100,7 +102,7 @@ def load_saelens(folder: str | Path, device: str | torch.device = "cpu") -> Spar
             kind="sae", d_in=d_in, d_out=d_in, d_sae=d_sae, activation=activation, k=k, apply_b_dec_to_input=apply_b_dec
         )
     except ValidationError as err:
-        raise SAELensFormatError(f"{cfg_path} describes an invalid dictionary: {err}") from err
+        raise SAELensFormatError(f"{cfg_path} describes an invalid dictionary: {validation_message(err)}") from err
 
     weights_path = folder / SAELENS_WEIGHTS_FILE
     tensors = _read_weights(weights_path, architecture, d_in, d_sae)
@@ -185,8 +187,7 @@ def save_saelens(model: SparseDictionary, folder: str | Path, metadata: dict[str
             raise SAELensFormatError(f"refusing to overwrite {cfg_path}: it belongs to a dictlab run folder")
     folder.mkdir(parents=True, exist_ok=True)
     out = {name: t.to(device="cpu", dtype=torch.float32).contiguous() for name, t in tensors.items()}
-    with atomic_path(folder / SAELENS_WEIGHTS_FILE) as tmp:
-        save_file(out, str(tmp), metadata={"format": "pt", "dictlab_version": dictlab.__version__})
+    save_safetensors(out, folder / SAELENS_WEIGHTS_FILE, {"format": "pt", "dictlab_version": dictlab.__version__})
     atomic_write_text(cfg_path, cfg_text)
     return folder
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from dictlab.atomic import atomic_write_text
+from dictlab.files.atomic import atomic_write_text
 from dictlab.report.html import REPORT_FILENAME, page
 from dictlab.report.reproduction_html import RESULTS_MD, first_paragraph_html, report_summary
 
@@ -48,7 +48,7 @@ def _row(run_dir: Path, out: Path) -> str:
         f"<td>{'–' if is_bench else summary['no_verdict']}</td>",
         f"<td>{summary['runs'] if is_bench else '–'}</td>",
         f"<td>{seconds}</td>",
-        f'<td class="text">{paragraph}</td>',  # our own markdown rendered by `markdown`: not escaped again
+        f'<td class="text">{paragraph}</td>',  # rendered with raw HTML escaped (markdown_to_html)
     ]
     return "<tr>" + "".join(cells) + "</tr>"
 
@@ -67,6 +67,8 @@ def write_report_index(dirs: Sequence[Path], out: Path) -> Path:
     if not run_dirs:
         raise ValueError("no run folders given for the index")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is an existing file, not a folder")
     rows = [_row(d, out) for d in run_dirs]  # validates every folder before anything is written
     body = [
         f"<h1>{html.escape(INDEX_TITLE)}</h1>",

@@ -2,7 +2,6 @@
 summary of a finished run folder (claims held / failed / without verdict, seconds) for the index page."""
 
 import html
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,7 +9,8 @@ from typing import Any
 
 import markdown
 
-from dictlab.atomic import atomic_write_text
+from dictlab.files.atomic import atomic_write_text
+from dictlab.files.json_files import MAX_JSON_BYTES, parse_json
 from dictlab.report.html import REPORT_FILENAME, environment_info, figure_src, key_value_table, page
 
 RESULTS_JSON = "results.json"
@@ -25,8 +25,14 @@ code { background: #f3f3f5; padding: 0 0.2rem; border-radius: 3px; font-size: 0.
 
 
 def markdown_to_html(text: str) -> str:
-    """GitHub-style markdown (headings, paragraphs, pipe tables, code, emphasis) as HTML; tables scroll sideways."""
-    body = markdown.markdown(text, extensions=list(MARKDOWN_EXTENSIONS), output_format="html")
+    """GitHub-style markdown (headings, paragraphs, pipe tables, code, emphasis) as HTML; tables scroll sideways.
+
+    Raw HTML in ``text`` is shown as text, never passed through: results.md of a folder is not trusted markup.
+    """
+    converter = markdown.Markdown(extensions=list(MARKDOWN_EXTENSIONS), output_format="html")
+    converter.preprocessors.deregister("html_block")
+    converter.inlinePatterns.deregister("html")
+    body = re.sub(r'(href|src)="\s*(javascript|vbscript|data):', r'\1="#', converter.convert(text), flags=re.IGNORECASE)
     return body.replace("<table>", '<div class="scroll"><table>').replace("</table>", "</table></div>")
 
 
@@ -96,10 +102,13 @@ def read_results_json(out: Path) -> Any:
     path = out / RESULTS_JSON
     if not path.is_file():
         raise ValueError(f"{out} has no {RESULTS_JSON} (not a finished dictlab reproduce or bench output folder)")
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ValueError(f"{path} is larger than {MAX_JSON_BYTES // 2**20} MiB")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is not readable JSON: {err}") from err
+    return parse_json(text, str(path))
 
 
 def report_summary(out: Path) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Generic, Protocol, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from dictlab.atomic import atomic_write_text
+from dictlab.files.atomic import atomic_write_text
 from dictlab.report.reproduction_html import write_reproduction_report
 from dictlab.reproductions.claims import Claim, Echo, echo_claims
 from dictlab.stopwatch import Stopwatch
@@ -20,7 +20,7 @@ from dictlab.stopwatch import Stopwatch
 class ReproductionConfig(BaseModel):
     """Base of every reproduction's config: a seed, and a reduced variant for smoke tests."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     seed: int = Field(default=0, description="Seed of the data, initialisations and training.")
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from dictlab.outputs import RunIdentity, claim_output
 from dictlab.reproductions import (
     ablations,
     dense_antipodal,
@@ -44,7 +45,7 @@ REPRODUCTIONS: dict[str, Reproduction[Any]] = {
 class ReproduceRequest(BaseModel):
     """Options shared by every reproduction (the CLI options of ``dictlab reproduce``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     out: Path | None = Field(default=None, description="Output folder. Default: runs/reproduce/NAME.")
     seed: int = Field(default=0, description="Seed of the data, initialisations and training.")
@@ -53,6 +54,9 @@ class ReproduceRequest(BaseModel):
     )
     preset: str | None = Field(
         default=None, description="Bench preset of the bench-based reproductions (ablations, table1)."
+    )
+    overwrite: bool = Field(
+        default=False, description="Replace the results in --out if another command or configuration wrote them."
     )
 
 
@@ -77,15 +81,20 @@ def run_reproduction(name: str, request: ReproduceRequest, echo: Echo = print) -
     if name not in REPRODUCTIONS:
         raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(REPRODUCTIONS)}")
     out = request.out if request.out is not None else Path("runs") / "reproduce" / name
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
     entry = REPRODUCTIONS[name]
     config = entry.config.quick(request.seed) if request.quick else entry.config(seed=request.seed)
     if request.preset is not None:
         if "preset" not in entry.config.model_fields:
             raise ValueError(f"--preset applies to the bench-based reproductions, not to {name!r}")
-        config = config.model_copy(update={"preset": request.preset})
-    if not entry.single_threaded:
-        return entry.run(config, out, echo)
-    with single_thread():
-        return entry.run(config, out, echo)
+        config = config.model_validate(config.model_dump() | {"preset": request.preset})
+    identity = RunIdentity(command=f"reproduce {name}", config=config.model_dump(mode="json"))
+    with claim_output(out, identity, request.overwrite, _has_progress):
+        if not entry.single_threaded:
+            return entry.run(config, out, echo)
+        with single_thread():
+            return entry.run(config, out, echo)
+
+
+def _has_progress(out: Path) -> bool:
+    """Whether a failed reproduction leaves training a rerun would resume from."""
+    return any(out.rglob("checkpoint.pt")) or any(out.rglob("metrics.json"))

@@ -25,7 +25,7 @@ def uniform(n: int, low: float, high: float, generator: torch.Generator, *shape:
 class HierarchyData(BaseModel):
     """Planted families: each parent fires alone or with exactly one of its children; other features independent."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     dim: int = Field(default=8, gt=0, description="Data dimension D.")
     n_points: int = Field(default=3000, gt=0, description="Data points N.")
@@ -102,7 +102,7 @@ def plant(data: HierarchyData, generator: torch.Generator) -> Planted:
 class WideSweep(BaseModel):
     """One data set (orthogonal nonnegative sparse features, no bias) and the widths to sweep on it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(description="Label of the sweep.")
     dim: int = Field(gt=0, description="Data dimension D.")

@@ -21,7 +21,7 @@ Precision = Literal["fp32", "tf32", "bf16"]
 class TrainConfig(BaseModel):
     """The shared training loop."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     batch_size: int = Field(default=1024, gt=0, description="Samples per step, shared by every dictionary in the pass.")
     epochs: float = Field(default=30.0, gt=0, description="Passes over the training split (ignored when steps is set).")
@@ -55,7 +55,7 @@ class TrainConfig(BaseModel):
 class RecipeConfig(BaseModel):
     """How one dictionary is trained."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     lr: float = Field(default=1e-3, gt=0, description="Adam learning rate after warm-up.")
     adam_betas: tuple[float, float] = Field(default=(0.9, 0.999), description="Adam (β1, β2).")

@@ -3,7 +3,10 @@
 Each :class:`Member` is a dictionary with its own recipe, optimiser, data view and optional anchors; every step
 draws one batch and updates every member on it. The loop is deterministic under ``TrainConfig.seed`` and
 resumable: a checkpoint (weights, optimiser and scheduler state, firing statistics, RNG state, step) is written
-atomically, and a run killed at any moment resumes from its last checkpoint with the JSONL log cut back to it.
+atomically, and a run killed at any moment resumes from its last checkpoint with the JSONL log cut back to it
+(to nothing when it died before its first checkpoint). A loss that becomes non-finite, or a reconstruction error
+that grows past :data:`DIVERGENCE_FACTOR` times its first step's, stops the run with :class:`TrainingDiverged`;
+the last checkpoint written before stays as it was.
 """
 
 import json
@@ -16,8 +19,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dictlab.atomic import atomic_path
+from dictlab.files.atomic import atomic_path, remove_stale_temporaries
+from dictlab.files.memory import check_allocation
+from dictlab.files.tensors import load_tensor_file
 from dictlab.models.dictionary import DictionaryLoss, SparseDictionary
+from dictlab.outputs.identity import json_fingerprint
 from dictlab.progress import progress_bar
 from dictlab.training.anchoring import Anchors, anchor_loss
 from dictlab.training.batches import BatchSource
@@ -32,6 +38,17 @@ View = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "train_log.jsonl"
+DIVERGENCE_FACTOR = 100.0
+"""A member whose reconstruction error exceeds this multiple of its first step's has diverged."""
+OPTIMISER_BYTES_PER_PARAMETER = 16
+"""float32 weight, gradient and Adam's two moments."""
+
+
+_CHECKPOINT_KEYS = {"step", "total_steps", "members", "generator", "log_size"}
+
+
+class TrainingDiverged(ValueError):
+    """Training stopped because a member's loss became non-finite or its reconstruction error blew up."""
 
 
 def identity_view(rows: Tensor) -> tuple[Tensor, Tensor]:
@@ -101,6 +118,7 @@ class _MemberState:
         self.k_aux = recipe.aux_k or max(1, cfg.d_in // 2)
         self.train_seconds = 0.0
         self.resampled = 0
+        self.first_reconstruction: float | None = None
         self.last: dict[str, float] = {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -111,6 +129,7 @@ class _MemberState:
             "tracker": self.tracker.state_dict(),
             "train_seconds": self.train_seconds,
             "resampled": self.resampled,
+            "first_reconstruction": self.first_reconstruction,
             "last": self.last,
         }
 
@@ -121,6 +140,7 @@ class _MemberState:
         self.tracker.load_state_dict(state["tracker"])
         self.train_seconds = state["train_seconds"]
         self.resampled = state["resampled"]
+        self.first_reconstruction = state.get("first_reconstruction")
         self.last = state["last"]
 
 
@@ -149,6 +169,11 @@ class Trainer:
         self.batches = batches
         self.total_steps = config.total_steps(batches.n_samples)
         self.workdir = Path(workdir) if workdir is not None else None
+        n_parameters = sum(m.model.cfg.n_parameters for m in members)
+        check_allocation(
+            OPTIMISER_BYTES_PER_PARAMETER * n_parameters,
+            f"training {n_parameters:,} parameters with Adam ({OPTIMISER_BYTES_PER_PARAMETER} bytes each)",
+        )
         for member in members:
             member.model.to(self.device).train()
         self.states = [_MemberState(m, self.total_steps, self.device) for m in members]
@@ -156,8 +181,13 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self._initialised = False
-        if self.workdir is not None and (self.workdir / CHECKPOINT_FILE).exists():
-            self._load_checkpoint()
+        if self.workdir is not None:
+            if self.workdir.is_dir():
+                remove_stale_temporaries(self.workdir)
+            if (self.workdir / CHECKPOINT_FILE).exists():
+                self._load_checkpoint()
+            else:  # killed before its first checkpoint: the log's lines would be repeated
+                (self.workdir / LOG_FILE).unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- data
     def _views(self, rows: Tensor) -> list[tuple[Tensor, Tensor]]:
@@ -216,12 +246,11 @@ class Trainer:
         return out, total, terms
 
     def _update(self, state: _MemberState, x_in: Tensor, x_out: Tensor) -> dict[str, float]:
-        member, model, recipe = state.member, state.member.model, state.member.recipe
+        model, recipe = state.member.model, state.member.recipe
         with tf32_matmuls(self.config.precision):
             with forward_autocast(self.config.precision, self.device):
                 out, total, terms = self._losses(state, x_in, x_out)
-            if not torch.isfinite(total):
-                raise FloatingPointError(f"member {member.name!r}: loss became {total.item()} at step {self.step}")
+            self._check_divergence(state, total, out.reconstruction)
             state.optimizer.zero_grad(set_to_none=True)
             total.backward()
         if recipe.decoder_norm == "unit":
@@ -234,6 +263,31 @@ class Trainer:
         terms["loss"] = total.item()
         terms["l0"] = out.mean_l0()
         return terms
+
+    def _check_divergence(self, state: _MemberState, total: Tensor, reconstruction: Tensor) -> None:
+        value = reconstruction.item()
+        if state.first_reconstruction is None:
+            state.first_reconstruction = value
+        limit = DIVERGENCE_FACTOR * state.first_reconstruction
+        if torch.isfinite(total) and value <= limit:
+            return
+        what = (
+            f"loss became {total.item()}"
+            if not torch.isfinite(total)
+            else (
+                f"reconstruction error {value:.4g} exceeds {DIVERGENCE_FACTOR:g}× its first step's "
+                f"({state.first_reconstruction:.4g})"
+            )
+        )
+        kept = (
+            "the last checkpoint is kept"
+            if self.workdir is not None and (self.workdir / CHECKPOINT_FILE).exists()
+            else "no checkpoint was written"
+        )
+        raise TrainingDiverged(
+            f"training diverged: member {state.member.name!r}: {what} at step {self.step} (learning rate "
+            f"{state.member.recipe.lr:g}); {kept}. Lower the learning rate"
+        )
 
     def _maybe_resample(self, state: _MemberState) -> None:
         recipe = state.member.recipe
@@ -272,7 +326,10 @@ class Trainer:
         )
         with bar:
             while self.step < stop:
-                views = self._views(self.batches.batch(self.step))
+                rows = self.batches.batch(self.step)
+                if rows.shape[0] == 0:
+                    raise ValueError(f"the batch of step {self.step} is empty: every row was filtered out")
+                views = self._views(rows)
                 for state, (x_in, x_out) in zip(self.states, views, strict=True):
                     started = time.perf_counter()
                     terms = self._update(state, x_in, x_out)
@@ -345,17 +402,30 @@ class Trainer:
             "members": {s.member.name: s.state_dict() for s in self.states},
             "generator": self.generator.get_state(),
             "log_size": self._log_size(),
+            "settings": self._settings_fingerprint(),
         }
         with atomic_path(self.workdir / CHECKPOINT_FILE) as tmp:
             torch.save(payload, tmp)
 
+    def _settings_fingerprint(self) -> str:
+        """Fingerprint of what determines the run: every member's architecture and recipe, and the loop's config
+        (progress display and CPU memory retention excluded)."""
+        members = {
+            s.member.name: {
+                "dictionary": s.member.model.cfg.model_dump(mode="json"),
+                "recipe": s.member.recipe.model_dump(mode="json"),
+            }
+            for s in self.states
+        }
+        loop = self.config.model_dump(mode="json", exclude={"progress", "retain_cpu_memory"})
+        return json_fingerprint({"members": members, "train": loop})
+
     def _load_checkpoint(self) -> None:
         assert self.workdir is not None
         path = self.workdir / CHECKPOINT_FILE
-        try:
-            payload = torch.load(path, map_location=self.device, weights_only=True)
-        except Exception as err:  # torch raises several types for truncated/corrupt pickles
-            raise ValueError(f"checkpoint {path} is corrupt or unreadable: {err}") from err
+        payload = load_tensor_file(path, "training checkpoint", map_location=self.device)
+        if not isinstance(payload, dict) or not payload.keys() >= _CHECKPOINT_KEYS:
+            raise ValueError(f"checkpoint {path} is not a dictlab training checkpoint (its keys are wrong)")
         saved = set(payload["members"])
         expected = {s.member.name for s in self.states}
         if saved != expected:
@@ -364,8 +434,17 @@ class Trainer:
             raise ValueError(
                 f"checkpoint {path} was made for {payload['total_steps']} steps, this run has {self.total_steps}"
             )
+        saved_settings = payload.get("settings")
+        if saved_settings is not None and saved_settings != self._settings_fingerprint():
+            raise ValueError(
+                f"checkpoint {path} was made with other dictionaries, recipes or training settings; resume with the "
+                "settings that made it, or train into a new folder"
+            )
         for state in self.states:
-            state.load_state_dict(payload["members"][state.member.name])
+            try:
+                state.load_state_dict(payload["members"][state.member.name])
+            except (KeyError, RuntimeError, ValueError, TypeError) as err:
+                raise ValueError(f"checkpoint {path} does not fit member {state.member.name!r}: {err}") from err
         self.generator.set_state(payload["generator"])
         self.step = payload["step"]
         self._initialised = True

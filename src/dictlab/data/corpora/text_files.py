@@ -1,11 +1,11 @@
 """User text corpora: ``.txt`` (one text per line, unlabelled) and ``.jsonl`` (``{"text": ..., "label": ...}``)."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from dictlab.data.corpora.labelled import CorpusError, LabelledTexts
+from dictlab.files.json_files import parse_json
 
 UNLABELLED = "text"  # the single label name of an unlabelled corpus
 
@@ -41,10 +41,7 @@ def load_jsonl(path: str | Path) -> LabelledTexts:
         if not line.strip():
             continue
         where = f"{path}, line {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise CorpusError(f"{where}: invalid JSON: {err}") from None
+        record = parse_json(line, where, CorpusError)
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise CorpusError(f'{where}: expected an object with a string "text", got {line.strip()[:80]!r}')
         label = record.get("label")

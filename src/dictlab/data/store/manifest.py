@@ -16,15 +16,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dictlab.atomic import atomic_write_text
-from dictlab.models.io import read_json_object
+from dictlab.files.atomic import atomic_write_text
+from dictlab.files.json_files import read_json_object
+from dictlab.files.names import check_plain_name
+from dictlab.validation import validation_message
 
 MANIFEST_FILE = "manifest.json"
 LABELS_FILE = "labels.npy"
 TEXT_INDEX_DIR = "text_index"
 STORE_FORMAT = "dictlab-activation-store"
+MAX_WIDTH = 2**20
+"""Widest activation a store may hold (a size field bounded before anything is allocated)."""
 StoreDtype = Literal["float32", "float16"]
 
 
@@ -35,13 +39,13 @@ class StoreError(ValueError):
 class RunningStats(BaseModel):
     """Sums over every committed row of one module, from which mean and norm statistics follow."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    rows: int = 0
+    rows: int = Field(default=0, ge=0)
     sum: list[float] = Field(default_factory=list, description="Σ x over rows (float64), [width].")
-    norm_sum: float = 0.0
-    norm_sq_sum: float = 0.0
-    norm_max: float = 0.0
+    norm_sum: float = Field(default=0.0, ge=0)
+    norm_sq_sum: float = Field(default=0.0, ge=0)
+    norm_max: float = Field(default=0.0, ge=0)
 
     def add(self, rows: np.ndarray) -> None:
         """Accumulate a [n, width] block."""
@@ -81,27 +85,43 @@ class RunningStats(BaseModel):
 class ShardEntry(BaseModel):
     """One committed shard: its file name (the same in every module folder) and row count."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    file: str
-    rows: int
+    file: str = Field(description="Plain file name (no folders), e.g. shard-000000.npy.")
+    rows: int = Field(ge=0)
+
+    @field_validator("file")
+    @classmethod
+    def _plain(cls, file: str) -> str:
+        check_plain_name(file, "shard file")
+        if not file.endswith(".npy"):
+            raise ValueError(f"shard file {file!r} must be a .npy file")
+        return file
 
 
 class ModuleEntry(BaseModel):
     """One captured module."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(description="Module name in the model, e.g. model.layers.15.")
-    folder: str = Field(description="Sub-folder of the store holding this module's shards.")
-    width: int
+    folder: str = Field(description="Sub-folder of the store holding this module's shards (a plain name).")
+    width: int = Field(gt=0, le=MAX_WIDTH)
     stats: RunningStats = Field(default_factory=RunningStats)
+
+    @field_validator("folder")
+    @classmethod
+    def _plain(cls, folder: str) -> str:
+        check_plain_name(folder, "module folder")
+        if folder == TEXT_INDEX_DIR:
+            raise ValueError(f"module folder {folder!r} is reserved for the text index")
+        return folder
 
 
 class StoreManifest(BaseModel):
     """Everything a reader needs, and the cursor a resumed capture continues from."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     format: str = STORE_FORMAT
     version: int = 1
@@ -119,6 +139,19 @@ class StoreManifest(BaseModel):
         default=0, description="Kept positions seen by the committed batches (= rows unless pooled)."
     )
     complete: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StoreManifest":
+        folders = [m.folder for m in self.modules]
+        if not self.modules or len(set(folders)) != len(folders):
+            raise ValueError(f"modules must be a non-empty list with distinct folders, got {folders}")
+        files = [s.file for s in self.shards]
+        if len(set(files)) != len(files):
+            raise ValueError("shard file names must be distinct")
+        for entry in self.modules:
+            if entry.stats.rows not in (0, self.rows) or len(entry.stats.sum) not in (0, entry.width):
+                raise ValueError(f"module {entry.name!r}: statistics do not match the shards' rows or its width")
+        return self
 
     @property
     def rows(self) -> int:
@@ -154,7 +187,7 @@ def read_manifest(store: str | Path) -> StoreManifest:
     try:
         return StoreManifest.model_validate(raw)
     except ValidationError as err:
-        raise StoreError(f"{path} is invalid: {err}") from err
+        raise StoreError(f"{path} is invalid: {validation_message(err)}") from err
 
 
 def write_manifest(store: str | Path, manifest: StoreManifest) -> None:

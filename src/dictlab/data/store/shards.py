@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dictlab.atomic import atomic_path
 from dictlab.data.store.manifest import StoreError
+from dictlab.files.atomic import atomic_path
 
 
 def write_shard(path: Path, array: np.ndarray) -> None:
@@ -26,7 +26,7 @@ def open_shard(path: Path, rows: int, width: int | None, dtype: str) -> np.ndarr
     except (ValueError, OSError, EOFError) as err:  # numpy reports a short file as "mmap length is greater..."
         raise StoreError(f"shard {path} is truncated or corrupt: {err}") from err
     expected = (rows,) if width is None else (rows, width)
-    if array.shape != expected or array.dtype != np.dtype(dtype):
+    if array.shape != expected or array.dtype.newbyteorder("=") != np.dtype(dtype):  # either byte order reads
         raise StoreError(
             f"shard {path} holds {array.dtype}{list(array.shape)}, the manifest says {dtype}{list(expected)}"
         )
@@ -38,6 +38,6 @@ def read_rows(path: Path, rows: int, width: int | None, dtype: str, start: int, 
     pages read do not stay in this process's resident set."""
     mapped = open_shard(path, rows, width, dtype)
     try:
-        return np.array(mapped[start:stop])
+        return np.array(mapped[start:stop], dtype=np.dtype(dtype))  # native byte order
     finally:
         del mapped

@@ -23,7 +23,12 @@ def split_chunks(n_chunks: int, holdout_fraction: float, seed: int) -> tuple[lis
     if not 0 <= holdout_fraction < 1:
         raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
     if n_chunks == 0:
-        raise ValueError("the store holds fewer rows than one chunk")
+        raise ValueError("the store holds fewer rows than one chunk: lower chunk_rows (--chunk-rows)")
+    if holdout_fraction > 0 and n_chunks < 2:
+        raise ValueError(
+            "the store's rows make a single chunk, so nothing can be held out for evaluation: lower chunk_rows "
+            "(--chunk-rows) or set holdout_fraction (--holdout-fraction) to 0"
+        )
     n_held = min(n_chunks - 1, math.ceil(holdout_fraction * n_chunks)) if holdout_fraction > 0 else 0
     order = np.random.default_rng(seed).permutation(n_chunks)
     held = sorted(order[:n_held].tolist())
@@ -72,9 +77,13 @@ class StoreBatches:
         self.scale = scale
         self.max_norm = None if max_norm_ratio is None else max_norm_ratio * store.entry.stats.rms_norm * scale
         self.train_chunks, self.held_chunks = split_chunks(store.n_rows // chunk_rows, holdout_fraction, split_seed)
-        self.buffer_chunks = max(1, math.ceil(max(buffer_rows, batch_size) / chunk_rows))
+        wanted = max(1, math.ceil(max(buffer_rows, batch_size) / chunk_rows))
+        self.buffer_chunks = min(wanted, max(1, len(self.train_chunks)))
         if self.n_samples < batch_size:
-            raise ValueError(f"batch_size {batch_size} exceeds the {self.n_samples} training rows of {store.root}")
+            raise ValueError(
+                f"batch_size {batch_size} exceeds the {self.n_samples:,} training rows of {store.root} "
+                f"({len(self.train_chunks)} whole chunks of {chunk_rows} rows); lower --batch-size or --chunk-rows"
+            )
         groups = [
             min(self.buffer_chunks, len(self.train_chunks) - g)
             for g in range(0, len(self.train_chunks), self.buffer_chunks)

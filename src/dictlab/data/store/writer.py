@@ -27,6 +27,8 @@ from dictlab.data.store.manifest import (
     write_manifest,
 )
 from dictlab.data.store.shards import write_shard
+from dictlab.outputs.identity import RUN_FILE
+from dictlab.outputs.lock import LOCK_FILE
 
 
 class StoreWriter:
@@ -62,7 +64,7 @@ class StoreWriter:
             writer = cls(root, manifest)
             writer._remove_uncommitted()
             return writer
-        if root.exists() and any(root.iterdir()):
+        if root.exists() and any(p.name not in (RUN_FILE, LOCK_FILE) for p in root.iterdir()):
             raise StoreError(f"{root} exists and is not an activation store; choose an empty or new folder")
         entries = [ModuleEntry(name=name, folder=module_folder(name), width=width) for name, width in modules.items()]
         manifest = StoreManifest(model=model, dtype=dtype, modules=entries, label_names=label_names, settings=settings)
@@ -77,6 +79,8 @@ class StoreWriter:
     def _remove_uncommitted(self) -> None:
         committed = {s.file for s in self.manifest.shards}
         for folder in self._folders():
+            if folder.is_symlink():
+                raise StoreError(f"{folder} is a symbolic link; a store's shard folders must be real folders in it")
             if not folder.is_dir():
                 continue
             for path in folder.iterdir():

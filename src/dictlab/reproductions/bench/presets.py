@@ -18,7 +18,7 @@ PresetName = Literal["smoke", "default", "paper"]
 class BenchPreset(BaseModel):
     """Data, widths and training recipe of one ``dictlab bench`` preset."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str = Field(description="Preset name.")
     description: str = Field(description="What the preset is for.")

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dictlab.atomic import atomic_write_text
+from dictlab.files.atomic import atomic_write_text
 from dictlab.report.html import REPORT_FILENAME, environment_info, figure_src, html_table, key_value_table, page
 from dictlab.report.markdown import markdown_table
 from dictlab.reproductions.bench.figures import (

@@ -3,7 +3,7 @@
 All runs share one generated Linear Representation Bench dataset. A method's plain and anchored dictionaries
 start from the same initialisation and train together in one pass over the same batches. Output folder::
 
-    OUT/bench.json                   the preset and request (a resumed run must match it)
+    OUT/run.json                     the command and resolved preset (a resumed run must match it)
     OUT/data/ground_truth_<view>.safetensors
     OUT/train/<method>/              shared checkpoint + JSONL log of the pair (resumable)
     OUT/runs/<method>[-fa]/          cfg.json, weights.safetensors, ground_truth.safetensors, metrics.json
@@ -13,7 +13,6 @@ start from the same initialisation and train together in one pass over the same 
 A group of runs whose folders all hold ``metrics.json`` is not retrained, so an interrupted bench resumes.
 """
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -24,11 +23,14 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from dictlab.atomic import atomic_write_text
 from dictlab.data import DataView, LRBDataset, generate_lrb
+from dictlab.devices import check_device
+from dictlab.files.atomic import atomic_write_text
 from dictlab.metrics import evaluate_dictionary, recovery_probe
 from dictlab.models import SparseDictionary, save_dictionary
+from dictlab.outputs import RunIdentity, claim_output
 from dictlab.reproductions.bench.methods import (
+    Method,
     RunSpec,
     anchors_for,
     bench_methods,
@@ -51,7 +53,7 @@ log = logging.getLogger(__name__)
 class BenchRequest(BaseModel):
     """What ``dictlab bench`` was asked to do (its fields are the CLI options)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     preset: str = Field(
         default="default", description="Preset: smoke (tests, <1 min), default (minutes on a CPU), paper (GPU)."
@@ -76,6 +78,9 @@ class BenchRequest(BaseModel):
         default=None, description="Override the preset's precision: fp32, tf32 or bf16."
     )
     progress: bool = Field(default=True, description="Show progress (bars on a terminal, periodic lines otherwise).")
+    overwrite: bool = Field(
+        default=False, description="Replace the bench in --out if it was made with other settings or another command."
+    )
 
 
 @dataclass(frozen=True)
@@ -113,18 +118,16 @@ def resolve_preset(request: BenchRequest) -> BenchPreset:
     return preset.model_copy(update=update)
 
 
-def _check_resume(out: Path, manifest: dict[str, Any]) -> None:
-    path = out / "bench.json"
-    if path.exists():
-        try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path} is unreadable or not valid JSON: {err}") from err
-        if not isinstance(previous, dict) or previous.get("preset") != manifest["preset"]:
-            raise ValueError(
-                f"{out} holds a bench with a different preset or overrides; use a fresh --out or delete {path}"
-            )
-    atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
+def bench_identity(preset: BenchPreset) -> RunIdentity:
+    """What makes a bench folder: the resolved preset (every size, seed and coefficient). The methods and the
+    sweep switch are not part of it: a later run with other methods adds runs of the same preset to the folder
+    and reuses the finished ones."""
+    return RunIdentity(command="bench", config={"preset": preset.model_dump(mode="json")})
+
+
+def _has_progress(out: Path) -> bool:
+    """Whether a failed bench leaves something a rerun would resume from."""
+    return any(out.glob("train/*/checkpoint.pt")) or any(out.glob("runs/*/metrics.json"))
 
 
 def training_trajectory(log_lines: list[dict[str, Any]], member: str) -> Trajectory:
@@ -221,17 +224,22 @@ def run_bench(request: BenchRequest, echo: Callable[[str], None] = log.info) -> 
 def run_bench_preset(preset: BenchPreset, request: BenchRequest, echo: Callable[[str], None] = log.info) -> BenchResult:
     """Run (or resume) the bench with an explicit ``preset`` (e.g. a point of an ablation sweep); ``request``
     supplies the output folder, device, methods and switches (its preset name and overrides are not used)."""
-    device = torch.device(request.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but torch.cuda.is_available() is False")
+    device = check_device(request.device)
     methods = [get_method(name) for name in request.methods]
     for method in methods:  # refuse a method the preset cannot configure before anything is written
         table1_coefficient(preset, method.activation)
-    out = request.out
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = {"preset": preset.model_dump(mode="json"), "methods": list(request.methods), "sweep": request.sweep}
-    _check_resume(out, manifest)
+    with claim_output(request.out, bench_identity(preset), request.overwrite, _has_progress) as out:
+        return _run_bench(preset, request, methods, device, out, echo)
 
+
+def _run_bench(
+    preset: BenchPreset,
+    request: BenchRequest,
+    methods: list[Method],
+    device: torch.device,
+    out: Path,
+    echo: Callable[[str], None],
+) -> BenchResult:
     started = time.perf_counter()
     dataset = generate_lrb(preset.data)
     interference = {name: round(r.max_interference, 4) for name, r in dataset.interference.items()}
