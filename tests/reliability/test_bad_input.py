@@ -65,6 +65,15 @@ def _run_with(change: Callable[[dict], None]) -> Build:
     return build
 
 
+def _bench_run_with(change: Callable[[dict], None]) -> Build:
+    def build(f: Folders, tmp: Path) -> tuple[list[str | Path], Path]:
+        bench = f.copy("bench", tmp)
+        edit_json(bench / "runs" / "topk" / "cfg.json", change)
+        return ["diagnose", bench / "runs" / "topk", "--lam", "0.1", "--out", tmp / "diag"], tmp / "diag"
+
+    return build
+
+
 def _set(path: str, value: object) -> Callable[[dict], None]:
     def change(obj: dict) -> None:
         *parents, last = path.split(".")
@@ -289,6 +298,8 @@ CASES = [
     Case("diagnose-bandwidth-infinite", _run_with(_set("dictionary.jumprelu_bandwidth", float("inf"))), "finite"),
     Case("diagnose-huge-d-sae", _run_with(_set("dictionary.d_sae", 10**12)), "GiB of memory"),
     Case("diagnose-deep-config", _run_with(_set("metadata.x", json.loads(_nested(100)))), "deeper than 64"),
+    Case("diagnose-huge-n-test", _bench_run_with(_set("metadata.data.config.n_test", 10**12)), "GiB of memory"),
+    Case("diagnose-bad-data-config", _bench_run_with(_set("metadata.data.config.sparsity", 7)), "data.config"),
     Case("diagnose-int-weights", _run_weights(lambda t: {k: v.to(torch.int32) for k, v in t.items()}), "torch.int32"),
     Case(
         "diagnose-missing-tensor",

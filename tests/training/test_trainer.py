@@ -25,6 +25,7 @@ from dictlab.training import (
     resample_dead_latents,
 )
 from dictlab.training.schedules import lr_multiplier, warmup_multiplier
+from dictlab.training.trainer import TrainingDiverged
 
 D, D_SAE = 12, 48
 
@@ -270,3 +271,37 @@ def test_cpu_training_keeps_freed_memory_for_reuse() -> None:
     held = rss_mib()
     del block
     assert rss_mib() > held - 16
+
+
+class _PoisonedAfter(ShuffledBatches):
+    """Batches that turn NaN from step ``poison`` on (a data fault mid-run)."""
+
+    def __init__(self, data: torch.Tensor, poison: int) -> None:
+        super().__init__(data, 64, 7)
+        self.poison = poison
+
+    def batch(self, step: int) -> torch.Tensor:
+        rows = super().batch(step)
+        return rows * float("nan") if step >= self.poison else rows
+
+
+def test_divergence_stops_training_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    config = TrainConfig(batch_size=64, steps=40, checkpoint_every=5, log_every=2, progress=False, seed=7)
+    trainer = Trainer(_members({}), _PoisonedAfter(_data(), 13), config, workdir=tmp_path)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 13.*the last checkpoint is kept"):
+        trainer.fit()
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert checkpoint["step"] == 10  # the checkpoint before the fault, never overwritten with NaN weights
+    for state in checkpoint["members"].values():
+        assert all(torch.isfinite(t).all() for t in state["model"].values())
+
+
+def test_a_reconstruction_error_that_explodes_is_divergence(tmp_path: Path) -> None:
+    with pytest.raises(TrainingDiverged, match="exceeds 100× its first step's"):
+        _train(tmp_path, steps=30, lr=1e4)
+
+
+def test_a_checkpoint_of_other_settings_is_refused(tmp_path: Path) -> None:
+    _train(tmp_path, steps=10, until=5)
+    with pytest.raises(ValueError, match="made with other dictionaries, recipes or training settings"):
+        _train(tmp_path, steps=10, lr=0.5)

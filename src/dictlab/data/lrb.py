@@ -15,6 +15,7 @@ from torch import Tensor
 
 from dictlab.data.feature_matrix import PGDReport, interference_pgd
 from dictlab.data.ground_truth import GroundTruth
+from dictlab.files.memory import check_allocation
 
 Split = Literal["train", "val", "test"]
 ViewKind = Literal["sae", "transcoder", "crosscoder"]
@@ -290,6 +291,8 @@ class LRBDataset:
 
 def generate_lrb(config: LRBConfig) -> LRBDataset:
     """Generate the feature matrices (interference PGD) and the codes of every split, deterministically."""
+    rows = config.n_train + config.n_val + config.n_test
+    check_allocation(4 * rows * config.n_features, f"LRB codes of {rows:,} samples × {config.n_features:,} features")
     seeds: dict[str, int] = {}
 
     def stream(name: str) -> torch.Generator:

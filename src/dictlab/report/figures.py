@@ -9,15 +9,18 @@ from pathlib import Path
 import matplotlib
 from matplotlib.figure import Figure
 
+from dictlab.files.atomic import atomic_path
+
 DEFAULT_DPI = 120
 PALETTE = matplotlib.colormaps["tab10"]
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = DEFAULT_DPI) -> Path:
-    """Write ``fig`` as PNG to ``path`` (parents created) and return the path; the suffix must be ``.png``."""
+    """Write ``fig`` as PNG to ``path`` atomically (parents created) and return the path; the suffix must be
+    ``.png``."""
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"figure path must end in .png, got {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
     return path
