@@ -3,6 +3,7 @@
 import torch
 from torch import Tensor
 
+from dictlab.distributed import all_reduce_
 from dictlab.models.dictionary import SparseDictionary
 from dictlab.models.sparse_latents import ActiveLatents, sparse_decode
 
@@ -43,7 +44,8 @@ def auxk_loss(model: SparseDictionary, x_in: Tensor, pre: Tensor, residual: Tens
         dead: [d_sae] bool mask of dead latents.
         k_aux: number of dead latents each sample may use.
 
-    Returns ‖e − ê‖² / ‖e‖² over the batch (scale-free), with ê = top-k_aux(pre over dead latents) · W_dec. It
+    Returns ‖e − ê‖² / ‖e‖² over the batch (scale-free; under data parallelism this rank's ‖e − ê‖² over the
+    global ‖e‖², so the ranks' values sum to the global batch's), with ê = top-k_aux(pre over dead latents) · W_dec. It
     runs on the sparse path (only the selected entries enter any product), whichever path trained the batch.
     """
     n_dead = int(dead.sum())
@@ -54,7 +56,8 @@ def auxk_loss(model: SparseDictionary, x_in: Tensor, pre: Tensor, residual: Tens
     active = ActiveLatents.from_row_topk(values, dead_idx[positions], model.d_sae)
     estimate = sparse_decode(active, torch.relu(model.active_pre_activations(x_in, active)), model.W_dec)
     target = residual.detach()
-    return (target - estimate).pow(2).sum() / target.pow(2).sum().clamp_min(1e-12)
+    energy = all_reduce_(target.pow(2).sum())  # over the global batch: every rank's part shares one normaliser
+    return (target - estimate).pow(2).sum() / energy.clamp_min(1e-12)
 
 
 @torch.no_grad()

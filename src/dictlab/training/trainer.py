@@ -10,6 +10,7 @@ the last checkpoint written before stays as it was.
 """
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from dictlab.distributed import all_reduce_, local_share, sum_gradients_, world
 from dictlab.files.atomic import atomic_path, remove_stale_temporaries
 from dictlab.files.memory import check_allocation
 from dictlab.files.tensors import load_tensor_file
@@ -163,6 +165,16 @@ class Trainer:
         if batches.batch_size != config.batch_size:
             raise ValueError(f"batches have size {batches.batch_size}, config says {config.batch_size}")
         self.device = torch.device(device)
+        self.world = world()
+        if self.world.distributed:
+            coupled = [
+                m.name for m in members if m.model.cfg.activation_class.has_inference_threshold and m.model.cfg.uses_k
+            ]
+            if coupled:
+                raise ValueError(
+                    f"members {coupled}: batch-wide top-k selection (BatchTopK, Matryoshka) is not data-parallel yet; "
+                    "train them in one process"
+                )
         if self.device.type == "cpu" and config.retain_cpu_memory:
             retain_freed_memory()
         self.config = config
@@ -182,11 +194,11 @@ class Trainer:
         self.step = 0
         self._initialised = False
         if self.workdir is not None:
-            if self.workdir.is_dir():
+            if self.world.is_main and self.workdir.is_dir():
                 remove_stale_temporaries(self.workdir)
             if (self.workdir / CHECKPOINT_FILE).exists():
                 self._load_checkpoint()
-            else:  # killed before its first checkpoint: the log's lines would be repeated
+            elif self.world.is_main:  # killed before its first checkpoint: the log's lines would be repeated
                 (self.workdir / LOG_FILE).unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- data
@@ -221,59 +233,83 @@ class Trainer:
 
     # ---------------------------------------------------------------- one update
     def _losses(
-        self, state: _MemberState, x_in: Tensor, x_out: Tensor
-    ) -> tuple[DictionaryLoss, Tensor, dict[str, float]]:
-        """The member's forward pass and every loss term (run under the configured autocast)."""
+        self, state: _MemberState, x_in: Tensor, x_out: Tensor, share: float
+    ) -> tuple[DictionaryLoss, Tensor, dict[str, Tensor | float]]:
+        """The member's forward pass and every loss term (run under the configured autocast).
+
+        ``share`` is this rank's fraction of the global batch's rows (1 in one process). Every term is this rank's
+        part of the global value, so that summing terms — and gradients — over the ranks gives exactly the loss of
+        the whole batch in one process: batch means are weighted by ``share``, AuxK divides by the global residual
+        energy, and the batch-independent anchor term is split evenly.
+        """
         member, model, recipe = state.member, state.member.model, state.member.recipe
         out = model.loss(x_in, x_out, sparse={"auto": None, "sparse": True, "dense": False}[recipe.path])
-        total = out.reconstruction
-        terms = {"reconstruction": out.reconstruction.item()}
+        reconstruction = out.reconstruction * share
+        total = reconstruction
+        terms: dict[str, Tensor | float] = {"reconstruction": reconstruction}
         if out.sparsity is not None:
             coefficient = recipe.sparsity_coefficient * warmup_multiplier(
                 self.step, self.total_steps, recipe.sparsity_warmup_frac
             )
-            total = total + coefficient * out.sparsity
-            terms["sparsity"] = out.sparsity.item()
-            terms["sparsity_coefficient"] = coefficient
+            sparsity = out.sparsity * share
+            total = total + coefficient * sparsity
+            terms["sparsity"] = sparsity
+            terms["sparsity_coefficient"] = coefficient  # the same on every rank: not summed
         if model.cfg.has_sparse_path and recipe.aux_coefficient > 0:
             aux = auxk_loss(model, x_in, out.pre, x_out - out.x_hat, state.tracker.dead_mask(), state.k_aux)
             total = total + recipe.aux_coefficient * aux
-            terms["auxk"] = aux.item()
+            terms["auxk"] = aux
         if member.anchors is not None and recipe.anchor_coefficient > 0:
-            anchor = anchor_loss(model, member.anchors, recipe.anchor_terms)
+            anchor = anchor_loss(model, member.anchors, recipe.anchor_terms) / self.world.size
             total = total + recipe.anchor_coefficient * anchor
-            terms["anchor"] = anchor.item()
+            terms["anchor"] = anchor
+        terms["loss"] = total
+        terms["l0"] = torch.tensor(out.mean_l0() * share, dtype=torch.float64)
         return out, total, terms
 
-    def _update(self, state: _MemberState, x_in: Tensor, x_out: Tensor) -> dict[str, float]:
+    def _global_terms(self, local: dict[str, Tensor | float]) -> dict[str, float]:
+        """Sum the ranks' parts of the tensor terms (one all-reduce; plain floats are shared settings, passed
+        through); in one process just read the values."""
+        parts = [k for k, v in local.items() if isinstance(v, Tensor)]
+        values = [float(local[k]) for k in parts]
+        if self.world.distributed:
+            values = all_reduce_(torch.tensor(values, dtype=torch.float64)).tolist()
+        summed = dict(zip(parts, values, strict=True))
+        return {k: summed[k] if k in summed else float(v) for k, v in local.items()}
+
+    def _update(self, state: _MemberState, x_in: Tensor, x_out: Tensor, n_global: int) -> dict[str, float]:
         model, recipe = state.member.model, state.member.recipe
         with tf32_matmuls(self.config.precision):
             with forward_autocast(self.config.precision, self.device):
-                out, total, terms = self._losses(state, x_in, x_out)
-            self._check_divergence(state, total, out.reconstruction)
+                out, total, local_terms = self._losses(state, x_in, x_out, x_in.shape[0] / n_global)
+            terms = self._global_terms({k: v.detach() if isinstance(v, Tensor) else v for k, v in local_terms.items()})
+            self._check_divergence(state, terms)
             state.optimizer.zero_grad(set_to_none=True)
             total.backward()
+        sum_gradients_(model.parameters())
         if recipe.decoder_norm == "unit":
             model.remove_radial_decoder_grad_()
         state.optimizer.step()
         state.scheduler.step()
         if recipe.decoder_norm == "unit":
             model.normalize_decoder_()
-        state.tracker.update(out.fired(), x_in.shape[0])
-        terms["loss"] = total.item()
-        terms["l0"] = out.mean_l0()
+        fired = out.fired()
+        if self.world.distributed:
+            fired = all_reduce_(fired.to(torch.uint8), "max").bool()
+        state.tracker.update(fired, n_global)
         return terms
 
-    def _check_divergence(self, state: _MemberState, total: Tensor, reconstruction: Tensor) -> None:
-        value = reconstruction.item()
+    def _check_divergence(self, state: _MemberState, terms: dict[str, float]) -> None:
+        """Raise TrainingDiverged on every rank at once (the terms are global)."""
+        value, total = terms["reconstruction"], terms["loss"]
         if state.first_reconstruction is None:
             state.first_reconstruction = value
         limit = DIVERGENCE_FACTOR * state.first_reconstruction
-        if torch.isfinite(total) and value <= limit:
+        if math.isfinite(total) and value <= limit:
             return
         what = (
-            f"loss became {total.item()}"
-            if not torch.isfinite(total)
+            f"loss became {total}"
+            if not math.isfinite(total)
             else (
                 f"reconstruction error {value:.4g} exceeds {DIVERGENCE_FACTOR:g}× its first step's "
                 f"({state.first_reconstruction:.4g})"
@@ -322,17 +358,20 @@ class Trainer:
             initial=self.step,
             desc="train " + "/".join(s.member.name for s in self.states),
             unit=" steps",
-            enabled=self.config.progress,
+            enabled=self.config.progress and self.world.is_main,
         )
         with bar:
             while self.step < stop:
                 rows = self.batches.batch(self.step)
-                if rows.shape[0] == 0:
-                    raise ValueError(f"the batch of step {self.step} is empty: every row was filtered out")
-                views = self._views(rows)
+                if rows.shape[0] < self.world.size:
+                    raise ValueError(
+                        f"the batch of step {self.step} has {rows.shape[0]} rows, fewer than the {self.world.size} "
+                        "processes (rows were filtered out)"
+                    )
+                views = self._views(local_share(rows))
                 for state, (x_in, x_out) in zip(self.states, views, strict=True):
                     started = time.perf_counter()
-                    terms = self._update(state, x_in, x_out)
+                    terms = self._update(state, x_in, x_out, rows.shape[0])
                     self._maybe_resample(state)
                     state.train_seconds += time.perf_counter() - started
                     state.last = terms
@@ -371,7 +410,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- persistence
     def _log(self) -> None:
-        if self.workdir is None:
+        if self.workdir is None or not self.world.is_main:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / LOG_FILE, "a", encoding="utf-8") as handle:
@@ -394,7 +433,7 @@ class Trainer:
         return path.stat().st_size if path is not None and path.exists() else 0
 
     def _save_checkpoint(self) -> None:
-        if self.workdir is None:
+        if self.workdir is None or not self.world.is_main:
             return
         payload = {
             "step": self.step,
@@ -449,6 +488,6 @@ class Trainer:
         self.step = payload["step"]
         self._initialised = True
         log = self.workdir / LOG_FILE
-        if log.exists() and log.stat().st_size > payload["log_size"]:
+        if self.world.is_main and log.exists() and log.stat().st_size > payload["log_size"]:
             with open(log, "r+b") as handle:
                 handle.truncate(payload["log_size"])

@@ -1,0 +1,71 @@
+"""Data parallelism is the same run: W ranks × batch B/W equal one process with batch B after 12 Adam steps
+(float64, atol 1e-10), for every per-sample activation, SAE / transcoder / crosscoder, both TopK paths, AuxK with
+dead latents, resampling and anchors; with the gradient sum removed the runs differ (negative control)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from distributed_worker import nan_worker, run_case, worker
+
+CASES = [
+    "topk-sae-dense",
+    "topk-sae-sparse-auxk",
+    "topk-transcoder-sparse",
+    "topk-crosscoder-dense",
+    "relu-sae",
+    "topk-sae-sparse-resample",
+    "relu-sae-anchors",
+    "jumprelu-sae",
+    "jumprelu-transcoder",
+]
+
+
+def run_world(world: int, tmp_path: Path, cases: list[str], control: str = "") -> dict:
+    out = tmp_path / f"w{world}{control}.pt"
+    init = tmp_path / f"init-{world}{control}"
+    mp.start_processes(worker, args=(world, str(init), cases, str(out), control), nprocs=world, start_method="spawn")
+    return torch.load(out, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def single() -> dict:
+    return {case: run_case(case) for case in CASES}
+
+
+def _max_difference(a: dict, b: dict) -> float:
+    return max(float((a["state"][k] - b["state"][k]).abs().max()) for k in a["state"])
+
+
+@pytest.mark.parametrize("world", [2, 4])
+def test_ranks_together_train_exactly_the_single_process_run(single: dict, world: int, tmp_path: Path) -> None:
+    cases = CASES if world == 2 else ["topk-sae-sparse-auxk", "topk-sae-sparse-resample"]
+    parallel = run_world(world, tmp_path, cases)
+    for case in cases:
+        assert _max_difference(single[case], parallel[case]) < 1e-10, case
+        for term, value in single[case]["last"].items():
+            assert parallel[case]["last"][term] == pytest.approx(value, rel=1e-10, abs=1e-12), (case, term)
+        assert parallel[case]["resampled"] == single[case]["resampled"]
+    assert single["topk-sae-sparse-resample"]["resampled"] > 0  # the resampling case did resample
+    assert single["topk-sae-sparse-auxk"]["last"]["auxk"] > 0  # and AuxK saw dead latents
+
+
+def test_without_the_gradient_sum_the_runs_differ(single: dict, tmp_path: Path) -> None:
+    parallel = run_world(2, tmp_path, ["topk-sae-dense"], control="no-gradient-sum")
+    assert _max_difference(single["topk-sae-dense"], parallel["topk-sae-dense"]) > 1e-6
+
+
+def test_a_nan_on_one_rank_stops_every_rank(tmp_path: Path) -> None:
+    out = tmp_path / "outcome"
+    context = mp.start_processes(
+        nan_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, start_method="spawn", join=False
+    )
+    assert context is not None
+    finished = context.join(timeout=120)
+    for process in context.processes:  # a hang leaves them running: end them before failing
+        process.kill()
+    assert finished, "a rank hung instead of raising"
+    for rank in (0, 1):
+        assert "loss became nan at step 5" in (tmp_path / f"outcome.{rank}").read_text()
