@@ -9,6 +9,7 @@ import click
 from dictlab import __version__
 from dictlab.cli.errors import DEBUG_ENV, reports_errors
 from dictlab.cli.options import model_from_options, options_from_model
+from dictlab.distributed import init_from_environment, shutdown, world
 from dictlab.jobs.capture import CaptureConfig, run_capture
 from dictlab.jobs.diagnose import DiagnoseRequest, run_diagnose
 from dictlab.jobs.in_model import InModelRequest, run_in_model_eval
@@ -18,6 +19,12 @@ from dictlab.models import activation_names
 from dictlab.report.index_html import write_report_index
 from dictlab.reproductions.bench import PRESETS, BenchRequest, run_bench
 from dictlab.reproductions.registry import REPRODUCTIONS, ReproduceRequest, reproduction_help, run_reproduction
+
+
+def echo(message: str) -> None:
+    """Print ``message`` once per run: on rank 0 of a distributed run, always in one process."""
+    if world().is_main:
+        click.echo(message)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
@@ -38,7 +45,7 @@ def cli(debug: bool) -> None:
 def bench(**options: object) -> None:
     """Train the seven Table-1 methods without and with feature anchoring on the Linear Representation Bench,
     then write results.json, results.md, figures and report.html to --out."""
-    run_bench(model_from_options(BenchRequest, options), echo=click.echo)
+    run_bench(model_from_options(BenchRequest, options), echo=echo)
 
 
 @cli.command()
@@ -50,7 +57,7 @@ def diagnose(folder: Path, **options: object) -> None:
     problem (P_K): conditions C1–C3, identities E1–E4, the pairwise hull test, hierarchy, dense/antipodal
     features, residual structure and the wide-dictionary convex bound. FOLDER is a dictlab run folder or a
     SAELens folder; writes diagnostics.json, summary.txt and figures to --out."""
-    run_diagnose(model_from_options(DiagnoseRequest, {"folder": folder, **options}), echo=click.echo)
+    run_diagnose(model_from_options(DiagnoseRequest, {"folder": folder, **options}), echo=echo)
 
 
 @cli.command(
@@ -61,7 +68,7 @@ def diagnose(folder: Path, **options: object) -> None:
 @options_from_model(ReproduceRequest)
 @reports_errors
 def reproduce(name: str, **options: object) -> None:
-    run_reproduction(name, model_from_options(ReproduceRequest, options), echo=click.echo)
+    run_reproduction(name, model_from_options(ReproduceRequest, options), echo=echo)
 
 
 @cli.command()
@@ -71,7 +78,7 @@ def capture(**options: object) -> None:
     """Capture activations of a transformers model at one or more modules over a text corpus into a sharded
     activation store (manifest.json + .npy shards). Re-running the same command resumes an interrupted capture.
     Needs the lm extra."""
-    run_capture(model_from_options(CaptureConfig, options), echo=click.echo)
+    run_capture(model_from_options(CaptureConfig, options), echo=echo)
 
 
 @cli.command()
@@ -81,7 +88,7 @@ def train(**options: object) -> None:
     """Train a sparse dictionary on an activation store, streaming shuffled batches from disk with a bounded
     buffer; writes cfg.json + weights.safetensors (usable on raw activations), metrics.json and a resumable
     train/ folder to --out."""
-    train_on_store(model_from_options(StoreTrainRequest, options), echo=click.echo)
+    train_on_store(model_from_options(StoreTrainRequest, options), echo=echo)
 
 
 @cli.command("eval-in-model")
@@ -91,7 +98,7 @@ def train(**options: object) -> None:
 def eval_in_model(folder: Path, **options: object) -> None:
     """Splice the SAE in FOLDER into its causal LM at its module and report the next-token cross-entropy
     increase, the KL to the clean model and the CE loss recovered (vs zero ablation). Needs the lm extra."""
-    run_in_model_eval(model_from_options(InModelRequest, {"folder": folder, **options}), echo=click.echo)
+    run_in_model_eval(model_from_options(InModelRequest, {"folder": folder, **options}), echo=echo)
 
 
 @cli.command("export-saelens")
@@ -136,9 +143,13 @@ def report(dirs: tuple[Path, ...], out: Path) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; under ``torchrun`` every process joins the process group first."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    cli(prog_name="dictlab")
+    init_from_environment()
+    try:
+        cli(prog_name="dictlab")
+    finally:
+        shutdown()
 
 
 if __name__ == "__main__":

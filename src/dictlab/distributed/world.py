@@ -3,6 +3,7 @@
 import os
 from dataclasses import dataclass
 
+import torch
 import torch.distributed as dist
 
 
@@ -30,11 +31,12 @@ def world() -> World:
     return World(0, 1)
 
 
-def init_from_environment(device: str = "cpu") -> World:
-    """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1): NCCL for CUDA
-    devices, gloo otherwise. A no-op in a single process or when the group already exists."""
+def init_from_environment() -> World:
+    """Join the process group that ``torchrun`` describes in the environment (``WORLD_SIZE`` > 1): gloo for CPU
+    tensors and, on a CUDA build with a GPU, NCCL for CUDA tensors. A no-op in a single process or when the group
+    already exists."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
     return world()
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dictlab.data.store import ActivationStore, StoreBatches
 from dictlab.devices import check_device
+from dictlab.distributed import world
 from dictlab.files.atomic import atomic_write_text
 from dictlab.metrics.evaluate import reconstruction_metrics
 from dictlab.models import DictionaryConfig, SparseDictionary, activation_class, activation_names, save_dictionary
@@ -229,7 +230,8 @@ def _train(
         "recipe": recipe.model_dump(mode="json"),
         "request": request.model_dump(mode="json", exclude={"out", "overwrite", "progress"}),
     }
-    save_dictionary(model, request.out, metadata)
+    if world().is_main:  # every rank holds the same model; one writes it
+        save_dictionary(model, request.out, metadata)
     record = {
         "module": store.entry.name,
         "steps": summary.steps,
@@ -243,7 +245,8 @@ def _train(
         "holdout": held,
         "peak_rss_mib": peak_rss_mib(),
     }
-    atomic_write_text(request.out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
+    if world().is_main:
+        atomic_write_text(request.out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
     for warning in _result_warnings(held, request):
         echo("warning: " + warning)
     echo(

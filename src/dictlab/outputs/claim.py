@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from dictlab.distributed import broadcast_object, world
 from dictlab.files.atomic import atomic_write_text, remove_stale_temporaries
 from dictlab.files.json_files import read_json_object
 from dictlab.outputs.identity import RUN_FILE, RunIdentity
@@ -71,6 +72,23 @@ def check_output(out: Path, identity: RunIdentity, overwrite: bool = False) -> b
     return True
 
 
+def _acquire(out: Path, identity: RunIdentity, overwrite: bool, stack: contextlib.ExitStack) -> bool:
+    """Create and lock ``out`` (the lock joins ``stack``), replace it if ``overwrite`` applies, write run.json;
+    returns whether earlier work of this run is there."""
+    out.mkdir(parents=True, exist_ok=True)
+    stack.enter_context(folder_lock(out))
+    existed = check_output(out, identity, overwrite)  # again under the lock: another writer may have been first
+    if existed and read_identity(out).first_difference(identity) is not None:  # overwrite was asked for
+        for path in _contents(out):
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        existed = False
+    remove_stale_temporaries(out)
+    shutil.rmtree(out / STAGING_DIR, ignore_errors=True)
+    if not existed:
+        atomic_write_text(out / RUN_FILE, identity.model_dump_json(indent=2) + "\n")
+    return existed
+
+
 @contextlib.contextmanager
 def claim_output(
     out: Path,
@@ -78,22 +96,28 @@ def claim_output(
     overwrite: bool = False,
     keep_on_failure: Callable[[Path], bool] | None = None,
 ) -> Iterator[Path]:
-    """Check, create and lock ``out`` for the run ``identity``; yields ``out`` (see the module docstring)."""
+    """Check, create and lock ``out`` for the run ``identity``; yields ``out`` (see the module docstring).
+
+    In a distributed run rank 0 claims the folder and every other rank waits for its verdict: all proceed, or all
+    raise rank 0's error. Only rank 0 writes to ``out``.
+    """
     out = Path(out)
-    check_output(out, identity, overwrite)
+    if not world().is_main:
+        verdict = broadcast_object(None)
+        if verdict is not None:
+            raise OutputError(verdict)
+        yield out
+        return
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
     try:
-        with folder_lock(out):
-            existed = check_output(out, identity, overwrite)  # again under the lock: another writer may have been first
-            if existed and read_identity(out).first_difference(identity) is not None:  # overwrite was asked for
-                for path in _contents(out):
-                    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
-                existed = False
-            remove_stale_temporaries(out)
-            shutil.rmtree(out / STAGING_DIR, ignore_errors=True)
-            if not existed:
-                atomic_write_text(out / RUN_FILE, identity.model_dump_json(indent=2) + "\n")
+        with contextlib.ExitStack() as stack:
+            try:
+                check_output(out, identity, overwrite)
+                existed = _acquire(out, identity, overwrite, stack)
+            except ValueError as err:
+                broadcast_object(str(err))
+                raise
+            broadcast_object(None)
             try:
                 yield out
             except BaseException:
@@ -102,7 +126,7 @@ def claim_output(
                         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
                 raise
     finally:
-        if created and not _contents(out):
+        if created and out.is_dir() and not _contents(out):
             (out / LOCK_FILE).unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 out.rmdir()

@@ -1,0 +1,62 @@
+"""``torchrun -m dictlab train --store``: two processes train the run one process trains (float32, so equal up to
+summation order), write one run folder, and a run killed at world size 2 resumes at world size 1."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from cli_helpers import run_dictlab
+from reliability_helpers import SMALL_TRAIN
+
+KILL_HELPER = Path(__file__).parents[1] / "kill_helper.py"
+
+
+def torchrun(*args: str | Path, script: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    target = script if script is not None else ["-m", "dictlab"]
+    return subprocess.run([*launch, *target, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def train_args(store: Path, out: Path, steps: int = 60) -> list[str | Path]:
+    return ["train", "--store", store, "--out", out, "--steps", str(steps), "--k", "4", *SMALL_TRAIN]
+
+
+def close_runs(a: Path, b: Path, atol: float) -> None:
+    wa, wb = load_file(a / "weights.safetensors"), load_file(b / "weights.safetensors")
+    assert wa.keys() == wb.keys()
+    for name in wa:
+        torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=0)
+    ha, hb = (json.loads((d / "metrics.json").read_text())["holdout"] for d in (a, b))
+    assert abs(ha["fvu"] - hb["fvu"]) < 1e-4 and ha["l0"] == hb["l0"]
+
+
+def test_two_processes_train_the_single_process_run(tiny_store: Path, tmp_path: Path) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert run_dictlab(*map(str, train_args(tiny_store, one))).returncode == 0
+    proc = torchrun(*train_args(tiny_store, two))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("held-out FVU") == 1  # rank 0 reports, once
+    close_runs(one, two, atol=1e-5)
+    logs = [(d / "train" / "train_log.jsonl").read_text().splitlines() for d in (one, two)]
+    assert len(logs[0]) == len(logs[1])
+    for line_one, line_two in zip(*logs, strict=True):
+        a, b = json.loads(line_one), json.loads(line_two)
+        assert a["step"] == b["step"] and abs(a["loss"] - b["loss"]) <= 1e-5 * abs(a["loss"])
+    assert (one / "run.json").read_text() == (two / "run.json").read_text()  # the world size is not an identity
+
+
+def test_a_run_killed_at_two_processes_resumes_in_one(tiny_store: Path, tmp_path: Path) -> None:
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    assert run_dictlab(*map(str, train_args(tiny_store, reference, steps=420))).returncode == 0
+    killed = torchrun("log", "350", *train_args(tiny_store, resumed, steps=420), script=[str(KILL_HELPER)])
+    assert killed.returncode != 0, killed.stderr[-2000:]
+    assert (resumed / "train" / "checkpoint.pt").exists() and not (resumed / "metrics.json").exists()
+    finish = run_dictlab(*map(str, train_args(tiny_store, resumed, steps=420)))
+    assert finish.returncode == 0, finish.stderr
+    close_runs(reference, resumed, atol=1e-4)
+    steps = [json.loads(line)["step"] for line in (resumed / "train" / "train_log.jsonl").read_text().splitlines()]
+    assert steps == [*range(50, 420, 50), 420]  # cut back to the checkpoint of step 200, then continued
