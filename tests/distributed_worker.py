@@ -78,6 +78,10 @@ def worker(rank: int, world: int, init_file: str, cases: list[str], out: str, co
             from dictlab.training import trainer
 
             trainer.sum_gradients_ = lambda parameters: None  # type: ignore[assignment]
+        elif control == "per-rank-batchtopk":
+            from dictlab.models.activations import topk
+
+            topk.global_batch_top_indices = lambda pre, k: topk.batch_top_indices(pre, k * pre.shape[0])
         results = {case: run_case(case) for case in cases}
         if rank == 0:
             torch.save(results, Path(out))

@@ -1,7 +1,9 @@
 """Data parallelism is the same run: W ranks × batch B/W equal one process with batch B after 12 Adam steps
-(float64, atol 1e-10), for every per-sample activation, SAE / transcoder / crosscoder, both TopK paths, AuxK with
-dead latents, resampling and anchors; with the gradient sum removed the runs differ (negative control)."""
+(float64, atol 1e-10), for all five activations (BatchTopK and Matryoshka with their batch-wide selection over
+the global batch), SAE / transcoder / crosscoder, both TopK paths, AuxK with dead latents, resampling and anchors;
+with the gradient sum removed, or BatchTopK selecting per rank, the runs differ (negative controls)."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,10 @@ CASES = [
     "relu-sae-anchors",
     "jumprelu-sae",
     "jumprelu-transcoder",
+    "batchtopk-sae-dense",
+    "batchtopk-sae-sparse-auxk",
+    "matryoshka-sae-sparse",
+    "matryoshka-crosscoder-dense",
 ]
 
 
@@ -41,7 +47,7 @@ def _max_difference(a: dict, b: dict) -> float:
 
 @pytest.mark.parametrize("world", [2, 4])
 def test_ranks_together_train_exactly_the_single_process_run(single: dict, world: int, tmp_path: Path) -> None:
-    cases = CASES if world == 2 else ["topk-sae-sparse-auxk", "topk-sae-sparse-resample"]
+    cases = CASES if world == 2 else ["topk-sae-sparse-auxk", "topk-sae-sparse-resample", "batchtopk-sae-sparse-auxk"]
     parallel = run_world(world, tmp_path, cases)
     for case in cases:
         assert _max_difference(single[case], parallel[case]) < 1e-10, case
@@ -52,9 +58,13 @@ def test_ranks_together_train_exactly_the_single_process_run(single: dict, world
     assert single["topk-sae-sparse-auxk"]["last"]["auxk"] > 0  # and AuxK saw dead latents
 
 
-def test_without_the_gradient_sum_the_runs_differ(single: dict, tmp_path: Path) -> None:
-    parallel = run_world(2, tmp_path, ["topk-sae-dense"], control="no-gradient-sum")
-    assert _max_difference(single["topk-sae-dense"], parallel["topk-sae-dense"]) > 1e-6
+@pytest.mark.parametrize(
+    ("control", "case"), [("no-gradient-sum", "topk-sae-dense"), ("per-rank-batchtopk", "batchtopk-sae-dense")]
+)
+def test_negative_controls_differ(single: dict, tmp_path: Path, control: str, case: str) -> None:
+    """Without the gradient sum, or with BatchTopK selecting per rank, the runs are not the same run."""
+    parallel = run_world(2, tmp_path, [case], control=control)
+    assert _max_difference(single[case], parallel[case]) > 1e-6
 
 
 def test_a_nan_on_one_rank_stops_every_rank(tmp_path: Path) -> None:
@@ -63,7 +73,10 @@ def test_a_nan_on_one_rank_stops_every_rank(tmp_path: Path) -> None:
         nan_worker, args=(2, str(tmp_path / "init"), str(out)), nprocs=2, start_method="spawn", join=False
     )
     assert context is not None
-    finished = context.join(timeout=120)
+    deadline = time.monotonic() + 120  # join() returns at each process's exit: wait for all of them
+    finished = False
+    while not finished and time.monotonic() < deadline:
+        finished = context.join(timeout=max(1.0, deadline - time.monotonic()))
     for process in context.processes:  # a hang leaves them running: end them before failing
         process.kill()
     assert finished, "a rank hung instead of raising"

@@ -9,6 +9,7 @@ from dictlab.distributed.collectives import (
     all_reduce_,
     any_rank,
     broadcast_object,
+    global_kth_largest,
     local_share,
     sum_gradients_,
 )
@@ -19,6 +20,7 @@ __all__ = [
     "all_reduce_",
     "any_rank",
     "broadcast_object",
+    "global_kth_largest",
     "init_from_environment",
     "local_share",
     "shutdown",

@@ -57,3 +57,15 @@ def sum_gradients_(parameters: Iterable[torch.nn.Parameter]) -> None:
         n = grad.numel()
         param.grad = flat[offset : offset + n].view_as(grad).clone()
         offset += n
+
+
+def global_kth_largest(candidates: Tensor, count: int) -> Tensor:
+    """The ``count``-th largest value over every rank's ``candidates`` (each rank's own ``count`` largest values,
+    or all of them when it has fewer): a 0-dim tensor, the same on every rank."""
+    padded = torch.full((count,), float("-inf"), dtype=candidates.dtype, device=candidates.device)
+    padded[: candidates.numel()] = candidates
+    if world().distributed:
+        gathered = [torch.empty_like(padded) for _ in range(world().size)]
+        dist.all_gather(gathered, padded)
+        padded = torch.cat(gathered)
+    return padded.topk(count, sorted=False).values.min()

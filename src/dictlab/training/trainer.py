@@ -166,15 +166,6 @@ class Trainer:
             raise ValueError(f"batches have size {batches.batch_size}, config says {config.batch_size}")
         self.device = torch.device(device)
         self.world = world()
-        if self.world.distributed:
-            coupled = [
-                m.name for m in members if m.model.cfg.activation_class.has_inference_threshold and m.model.cfg.uses_k
-            ]
-            if coupled:
-                raise ValueError(
-                    f"members {coupled}: batch-wide top-k selection (BatchTopK, Matryoshka) is not data-parallel yet; "
-                    "train them in one process"
-                )
         if self.device.type == "cpu" and config.retain_cpu_memory:
             retain_freed_memory()
         self.config = config

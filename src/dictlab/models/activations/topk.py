@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Self
 import torch
 from torch import Tensor
 
+from dictlab.distributed import all_reduce_, global_kth_largest, world
 from dictlab.models.activations.base import Activation, scatter_top, squared_error
 from dictlab.models.activations.registry import register_activation
 from dictlab.models.sparse_latents import ActiveLatents
@@ -66,6 +67,22 @@ class TopK(Activation):
         return ActiveLatents.from_row_topk(values, indices, pre.shape[-1])
 
 
+def global_batch_top_indices(pre: Tensor, k: int) -> Tensor:
+    """Flat indices of this rank's entries among the k·B largest of the *global* batch (B rows over all ranks).
+
+    In one process this is :func:`batch_top_indices` with k·batch. Across ranks, each rank's own k·B largest
+    entries contain every global winner it holds, so one all-gather of those candidates gives the global k·B-th
+    value, and each rank keeps its entries at or above it: the selection of one process over the whole batch.
+    """
+    if not world().distributed:
+        return batch_top_indices(pre, k * pre.shape[0])
+    n_global = int(all_reduce_(torch.tensor(pre.shape[0])).item())
+    count = k * n_global
+    local = batch_top_indices(pre, min(count, pre.numel()))
+    values = pre.reshape(-1)[local]
+    return local[values >= global_kth_largest(values, count)]
+
+
 @register_activation
 class BatchTopK(Activation):
     """Keep the k·B largest pre-activations of the whole batch in training.
@@ -98,7 +115,7 @@ class BatchTopK(Activation):
         if not self.training and self.threshold >= 0:
             return pre * (pre > self.threshold).to(pre.dtype)
         flat = pre.reshape(-1)
-        indices = batch_top_indices(pre.detach(), self.k * pre.shape[0])
+        indices = global_batch_top_indices(pre.detach(), self.k)
         values = flat[indices]
         codes = scatter_top(flat, values, indices).view_as(pre)
         if self.training:
@@ -109,7 +126,7 @@ class BatchTopK(Activation):
         pre = pre.detach()
         if not self.training and self.threshold >= 0:
             return ActiveLatents.from_mask(pre, pre > self.threshold)
-        active = ActiveLatents.from_flat(pre, batch_top_indices(pre, self.k * pre.shape[0]))
+        active = ActiveLatents.from_flat(pre, global_batch_top_indices(pre, self.k))
         if self.training:
             self._update_threshold(active.pre)
         return active
@@ -122,9 +139,10 @@ class BatchTopK(Activation):
     @torch.no_grad()
     def _update_threshold(self, kept: Tensor) -> None:
         positive = kept[kept > 0]
-        if positive.numel() == 0:
+        local = positive.min() if positive.numel() else kept.new_tensor(float("inf"))
+        smallest = all_reduce_(local.clone(), "min")  # the smallest kept activation of the global batch
+        if not torch.isfinite(smallest):
             return
-        smallest = positive.min()
         if self.threshold < 0:
             self.threshold.copy_(smallest)
         else:
