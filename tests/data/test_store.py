@@ -165,3 +165,22 @@ def test_rows_over_the_norm_limit_are_dropped_everywhere(tmp_path: Path) -> None
     assert set((batches.sample(64, torch.Generator().manual_seed(0))[:, 0] / 2).long().tolist()) <= typical
     with pytest.raises(ValueError, match="max_norm_ratio"):
         StoreBatches(store, batch_size=8, chunk_rows=16, max_norm_ratio=float("nan"))
+
+
+def test_one_lane_is_the_plain_stream_and_lanes_split_the_chunks(tiny_store: Path) -> None:
+    from dictlab.data.store import LaneBatches
+
+    store = ActivationStore(tiny_store)
+    plain = StoreBatches(store, 64, 5, 1024, 256, 0.05)
+    one = LaneBatches(store, 64, 1, 5, 1024, 256, 0.05)
+    assert one.n_samples == plain.n_samples and one.buffer_rows == plain.buffer_rows
+    for step in (0, 3, 40, 500):
+        assert torch.equal(one.batch(step), plain.batch(step))
+    two = LaneBatches(store, 64, 2, 5, 1024, 256, 0.05)  # one process serves both lanes
+    lanes = [set(stream.train_chunks) for stream in two.streams]
+    assert not lanes[0] & lanes[1] and lanes[0] | lanes[1] == set(plain.train_chunks)
+    assert two.batch(7).shape == (64, store.width) and two.n_samples == plain.n_samples
+    generator_a, generator_b = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(two.sample(300, generator_a), plain.sample(300, generator_b))  # pools cover every chunk
+    with pytest.raises(ValueError, match="not a multiple of --lanes 3"):
+        LaneBatches(store, 64, 3, 5, 1024, 256, 0.05)

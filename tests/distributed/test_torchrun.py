@@ -1,5 +1,6 @@
-"""``torchrun -m dictlab train --store``: two processes train the run one process trains (float32, so equal up to
-summation order), write one run folder, and a run killed at world size 2 resumes at world size 1."""
+"""``torchrun -m dictlab train --store``: two processes train the run one process trains with the same lanes
+(float32, so equal up to summation order), write one run folder, and a run killed at world size 2 resumes at
+world size 1; a lane count the processes cannot share is refused on every rank."""
 
 import json
 import subprocess
@@ -21,8 +22,9 @@ def torchrun(*args: str | Path, script: list[str] | None = None) -> subprocess.C
     return subprocess.run([*launch, *target, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
-def train_args(store: Path, out: Path, steps: int = 60) -> list[str | Path]:
-    return ["train", "--store", store, "--out", out, "--steps", str(steps), "--k", "4", *SMALL_TRAIN]
+def train_args(store: Path, out: Path, steps: int = 60, lanes: int = 2) -> list[str | Path]:
+    args = ["train", "--store", store, "--out", out, "--steps", str(steps), "--k", "4", *SMALL_TRAIN]
+    return [*args, "--lanes", str(lanes)]
 
 
 def close_runs(a: Path, b: Path, atol: float) -> None:
@@ -40,7 +42,7 @@ def test_two_processes_train_the_single_process_run(tiny_store: Path, tmp_path: 
     proc = torchrun(*train_args(tiny_store, two))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("held-out FVU") == 1  # rank 0 reports, once
-    close_runs(one, two, atol=1e-5)
+    close_runs(one, two, atol=1e-4)
     logs = [(d / "train" / "train_log.jsonl").read_text().splitlines() for d in (one, two)]
     assert len(logs[0]) == len(logs[1])
     for line_one, line_two in zip(*logs, strict=True):
@@ -60,3 +62,12 @@ def test_a_run_killed_at_two_processes_resumes_in_one(tiny_store: Path, tmp_path
     close_runs(reference, resumed, atol=1e-4)
     steps = [json.loads(line)["step"] for line in (resumed / "train" / "train_log.jsonl").read_text().splitlines()]
     assert steps == [*range(50, 420, 50), 420]  # cut back to the checkpoint of step 200, then continued
+
+
+def test_a_lane_count_the_processes_cannot_share_is_refused_on_every_rank(tiny_store: Path, tmp_path: Path) -> None:
+    proc = torchrun(*train_args(tiny_store, tmp_path / "run", lanes=3))
+    assert proc.returncode != 0
+    assert proc.stderr.count("Error: --lanes 3 cannot be split over 2 processes") == 2, proc.stderr[-2000:]
+    # torchrun's launcher reports the failed children with its own traceback; none of dictlab's frames appear
+    assert not [line for line in proc.stderr.splitlines() if "dictlab" in line and line.strip().startswith("File")]
+    assert not (tmp_path / "run").exists()

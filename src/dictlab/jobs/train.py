@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dictlab.data.store import ActivationStore, StoreBatches
+from dictlab.data.store import ActivationStore, LaneBatches
 from dictlab.devices import check_device
-from dictlab.distributed import world
+from dictlab.distributed import any_rank, broadcast_object, world
 from dictlab.files.atomic import atomic_write_text
 from dictlab.metrics.evaluate import reconstruction_metrics
 from dictlab.models import DictionaryConfig, SparseDictionary, activation_class, activation_names, save_dictionary
@@ -47,7 +47,15 @@ class StoreTrainRequest(BaseModel):
     batch_size: int = Field(default=4096, gt=0, description="Rows per step.")
     epochs: float = Field(default=1.0, gt=0, description="Passes over the training rows (ignored when steps is set).")
     steps: int | None = Field(default=None, gt=0, description="Total steps.")
-    buffer_rows: int = Field(default=262_144, gt=0, description="Rows held in memory at once (the shuffle buffer).")
+    buffer_rows: int = Field(
+        default=262_144, gt=0, description="Rows held in memory at once over all processes (the shuffle buffers)."
+    )
+    lanes: int = Field(
+        default=1,
+        gt=0,
+        description="Independent streams the global batch is drawn from; a run can use any number of processes "
+        "that divides it (torchrun --nproc_per_node), each reading only its lanes' chunks. 1 = one stream.",
+    )
     chunk_rows: int = Field(
         default=4096, gt=0, description="Rows per chunk: the unit of the held-out split and shuffle."
     )
@@ -158,9 +166,10 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
     store = ActivationStore(request.store, request.module)
     stats = store.entry.stats
     scale = math.sqrt(store.width) / stats.rms_norm if request.normalize and stats.rms_norm > 0 else 1.0
-    batches = StoreBatches(
+    batches = LaneBatches(
         store,
         request.batch_size,
+        request.lanes,
         request.seed,
         request.buffer_rows,
         request.chunk_rows,
@@ -168,7 +177,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
         scale,
         max_norm_ratio=request.max_norm_ratio,
     )
-    if batches.max_norm is not None and batches.batch(0).shape[0] == 0:
+    if batches.max_norm is not None and any_rank(batches.batch(0).shape[0] == 0):
         raise ValueError(
             f"--max-norm-ratio {request.max_norm_ratio} drops every row of the first batch (it keeps rows up to "
             f"{request.max_norm_ratio}× the store's RMS norm {stats.rms_norm:.4g}); use a larger ratio"
@@ -202,14 +211,20 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
             f"warning: only {steps} training step(s) ({batches.n_samples:,} rows, batch {request.batch_size}); "
             "use more --epochs or --steps, or a larger store"
         )
-    with claim_output(request.out, train_identity(request, store), request.overwrite, _has_checkpoint):
+    identity = train_identity(request, store)
+    if any_rank(broadcast_object(identity.inputs) != identity.inputs):
+        raise ValueError(
+            f"the processes opened different stores at --store {request.store}: every process must read the same "
+            "store (the same manifest)"
+        )
+    with claim_output(request.out, identity, request.overwrite, _has_checkpoint):
         return _train(request, store, batches, model, recipe, train, scale, echo)
 
 
 def _train(
     request: StoreTrainRequest,
     store: ActivationStore,
-    batches: StoreBatches,
+    batches: LaneBatches,
     model: SparseDictionary,
     recipe: RecipeConfig,
     train: TrainConfig,

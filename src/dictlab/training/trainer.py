@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dictlab.distributed import all_reduce_, local_share, sum_gradients_, world
+from dictlab.distributed import all_reduce_, any_rank, local_share, sum_gradients_, world
 from dictlab.files.atomic import atomic_path, remove_stale_temporaries
 from dictlab.files.memory import check_allocation
 from dictlab.files.tensors import load_tensor_file
@@ -213,13 +213,30 @@ class Trainer:
                     f"width {x_out.shape[-1]}, the dictionary expects d_in={cfg.d_in}, d_out={cfg.d_out}"
                 )
 
+    def _step_rows(self, step: int) -> tuple[Tensor, int]:
+        """(this process's rows of step ``step``, the global batch's row count).
+
+        A source that serves each process its own rows (``serves_local_rows``, e.g. a laned store stream) is used
+        as it is; any other gives the whole batch, of which each process takes its contiguous share.
+        """
+        rows = self.batches.batch(step)
+        if getattr(self.batches, "serves_local_rows", False):
+            if not self.world.distributed:
+                return rows, rows.shape[0]
+            return rows, int(all_reduce_(torch.tensor(rows.shape[0])).item())
+        return local_share(rows), rows.shape[0]
+
     @torch.no_grad()
     def _initialise_biases(self) -> None:
-        """b_dec ← mean target of the first batch (standard initialisation)."""
-        for state, (_, x_out) in zip(self.states, self._views(self.batches.batch(0)), strict=True):
+        """b_dec ← mean target of the first (global) batch (standard initialisation)."""
+        rows, n_global = self._step_rows(0)
+        for state, (_, x_out) in zip(self.states, self._views(rows), strict=True):
             model = state.member.model
             if isinstance(model.b_dec, torch.nn.Parameter):
-                model.b_dec.copy_(x_out.mean(dim=0))
+                if self.world.distributed:
+                    model.b_dec.copy_(all_reduce_(x_out.sum(dim=0)) / n_global)
+                else:
+                    model.b_dec.copy_(x_out.mean(dim=0))
         self._initialised = True
 
     # ---------------------------------------------------------------- one update
@@ -353,16 +370,16 @@ class Trainer:
         )
         with bar:
             while self.step < stop:
-                rows = self.batches.batch(self.step)
-                if rows.shape[0] < self.world.size:
+                rows, n_global = self._step_rows(self.step)
+                if any_rank(rows.shape[0] == 0):
                     raise ValueError(
-                        f"the batch of step {self.step} has {rows.shape[0]} rows, fewer than the {self.world.size} "
-                        "processes (rows were filtered out)"
+                        f"the batch of step {self.step} leaves a process without rows (rows were filtered out, or "
+                        "the batch is smaller than the number of processes)"
                     )
-                views = self._views(local_share(rows))
+                views = self._views(rows)
                 for state, (x_in, x_out) in zip(self.states, views, strict=True):
                     started = time.perf_counter()
-                    terms = self._update(state, x_in, x_out, rows.shape[0])
+                    terms = self._update(state, x_in, x_out, n_global)
                     self._maybe_resample(state)
                     state.train_seconds += time.perf_counter() - started
                     state.last = terms

@@ -50,6 +50,9 @@ class StoreBatches:
         max_norm_ratio: drop rows whose norm exceeds this multiple of the store's RMS row norm from every batch,
             pool and held-out block (None: keep all). Some LMs write a few "massive activations" (norms ~100× the
             median on attention-sink tokens); one such row in a batch dominates the squared error and its gradient.
+        lane: (index, count): serve only every count-th training chunk from index on, with its own seed — one lane
+            of a :class:`~dictlab.data.store.lanes.LaneBatches` stream. (0, 1), the default, is the whole stream.
+            :meth:`sample` and the held-out split always cover every training / held-out chunk.
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class StoreBatches:
         scale: float = 1.0,
         split_seed: int = 0,
         max_norm_ratio: float | None = None,
+        lane: tuple[int, int] = (0, 1),
     ) -> None:
         if batch_size <= 0 or chunk_rows <= 0 or buffer_rows <= 0:
             raise ValueError("batch_size, chunk_rows and buffer_rows must be positive")
@@ -70,13 +74,19 @@ class StoreBatches:
             raise ValueError(f"scale must be a positive finite number, got {scale}")
         if max_norm_ratio is not None and not (math.isfinite(max_norm_ratio) and max_norm_ratio > 0):
             raise ValueError(f"max_norm_ratio must be a positive finite number or None, got {max_norm_ratio}")
+        index, count = lane
+        if not 0 <= index < count:
+            raise ValueError(f"lane {index} of {count} does not exist")
         self.store = store
         self.batch_size = batch_size
-        self.seed = seed
+        self.seed = seed if count == 1 else seed * 1_000_033 + 7_919 * (index + 1)
         self.chunk_rows = chunk_rows
         self.scale = scale
         self.max_norm = None if max_norm_ratio is None else max_norm_ratio * store.entry.stats.rms_norm * scale
-        self.train_chunks, self.held_chunks = split_chunks(store.n_rows // chunk_rows, holdout_fraction, split_seed)
+        self.all_train_chunks, self.held_chunks = split_chunks(
+            store.n_rows // chunk_rows, holdout_fraction, split_seed
+        )
+        self.train_chunks = self.all_train_chunks[index::count]
         wanted = max(1, math.ceil(max(buffer_rows, batch_size) / chunk_rows))
         self.buffer_chunks = min(wanted, max(1, len(self.train_chunks)))
         if self.n_samples < batch_size:
@@ -139,9 +149,10 @@ class StoreBatches:
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """``n`` training rows from randomly chosen chunks (all rows of those chunks if fewer): [≤ n, width]."""
-        n_chunks = min(len(self.train_chunks), math.ceil(n / self.chunk_rows))
-        picks = torch.randperm(len(self.train_chunks), generator=generator)[:n_chunks].tolist()
-        rows = self._typical(self._read_chunks([self.train_chunks[i] for i in picks]))
+        chunks = self.all_train_chunks
+        n_chunks = min(len(chunks), math.ceil(n / self.chunk_rows))
+        picks = torch.randperm(len(chunks), generator=generator)[:n_chunks].tolist()
+        rows = self._typical(self._read_chunks([chunks[i] for i in picks]))
         return rows[torch.randperm(rows.shape[0], generator=generator)[:n]]
 
     def holdout(self, max_rows: int | None = None) -> Tensor:
