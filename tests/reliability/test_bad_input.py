@@ -205,6 +205,8 @@ CASES = [
     _train_case("batch-too-large", "exceeds the", "--batch-size", "100000"),
     _train_case("single-chunk-holdout", "nothing can be held out", "--chunk-rows", "12000", "--batch-size", "64"),
     _train_case("diverges", "training diverged", "--lr", "1e6"),
+    _train_case("zero-lanes", "--lanes: Input should be greater than 0", "--lanes", "0"),
+    _train_case("batch-not-multiple-of-lanes", "is not a multiple of --lanes 3", "--lanes", "3"),
     Case(
         "missing-store", lambda f, tmp: (train(tmp / "nowhere", tmp / "out"), tmp / "out"), "manifest.json is missing"
     ),

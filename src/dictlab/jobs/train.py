@@ -162,7 +162,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
     Everything is validated before ``out`` is touched; ``out`` must be new, empty, or a run of this exact request
     (same settings, same store content), else it is refused (``overwrite`` replaces it).
     """
-    check_device(request.device)
+    device = check_device(request.device)
     store = ActivationStore(request.store, request.module)
     stats = store.entry.stats
     scale = math.sqrt(store.width) / stats.rms_norm if request.normalize and stats.rms_norm > 0 else 1.0
@@ -218,7 +218,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
             "store (the same manifest)"
         )
     with claim_output(request.out, identity, request.overwrite, _has_checkpoint):
-        return _train(request, store, batches, model, recipe, train, scale, echo)
+        return _train(request, store, batches, model, recipe, train, scale, device, echo)
 
 
 def _train(
@@ -229,9 +229,10 @@ def _train(
     recipe: RecipeConfig,
     train: TrainConfig,
     scale: float,
+    device: torch.device,
     echo: Callable[[str], None],
 ) -> dict[str, Any]:
-    trainer = Trainer([Member("sae", model, recipe)], batches, train, request.out / TRAIN_DIR, request.device)
+    trainer = Trainer([Member("sae", model, recipe)], batches, train, request.out / TRAIN_DIR, device)
     summary = trainer.fit()[0]
     held_rows = min(batches.n_holdout, request.holdout_eval_rows)
     held = reconstruction_metrics(model.cpu(), batches.holdout_chunks(held_rows), identity_view) if held_rows else {}
