@@ -71,3 +71,9 @@ def test_a_lane_count_the_processes_cannot_share_is_refused_on_every_rank(tiny_s
     # torchrun's launcher reports the failed children with its own traceback; none of dictlab's frames appear
     assert not [line for line in proc.stderr.splitlines() if "dictlab" in line and line.strip().startswith("File")]
     assert not (tmp_path / "run").exists()
+
+
+def test_commands_that_are_not_distributed_refuse_torchrun(tmp_path: Path) -> None:
+    proc = torchrun("bench", "--preset", "smoke", "--out", tmp_path / "bench")
+    assert proc.returncode != 0 and proc.stderr.count("`dictlab bench` runs in one process") == 2
+    assert not (tmp_path / "bench").exists()

@@ -20,6 +20,9 @@ from dictlab.report.index_html import write_report_index
 from dictlab.reproductions.bench import PRESETS, BenchRequest, run_bench
 from dictlab.reproductions.registry import REPRODUCTIONS, ReproduceRequest, reproduction_help, run_reproduction
 
+DISTRIBUTED_COMMANDS = ("train",)
+"""Commands that run over several processes under torchrun."""
+
 
 def echo(message: str) -> None:
     """Print ``message`` once per run: on rank 0 of a distributed run, always in one process."""
@@ -35,8 +38,15 @@ def echo(message: str) -> None:
     envvar=DEBUG_ENV,
     help=f"Show the full traceback of an error instead of one line (or set {DEBUG_ENV}=1).",
 )
-def cli(debug: bool) -> None:
+@click.pass_context
+def cli(context: click.Context, debug: bool) -> None:
     """dictlab: sparse dictionary learning with ground-truth recovery and feature anchoring."""
+    if world().distributed and context.invoked_subcommand not in DISTRIBUTED_COMMANDS:
+        raise click.UsageError(
+            f"`dictlab {context.invoked_subcommand}` runs in one process; under torchrun only "
+            + ", ".join(f"`dictlab {name}`" for name in DISTRIBUTED_COMMANDS)
+            + " is distributed"
+        )
 
 
 @cli.command()

@@ -83,9 +83,7 @@ class StoreBatches:
         self.chunk_rows = chunk_rows
         self.scale = scale
         self.max_norm = None if max_norm_ratio is None else max_norm_ratio * store.entry.stats.rms_norm * scale
-        self.all_train_chunks, self.held_chunks = split_chunks(
-            store.n_rows // chunk_rows, holdout_fraction, split_seed
-        )
+        self.all_train_chunks, self.held_chunks = split_chunks(store.n_rows // chunk_rows, holdout_fraction, split_seed)
         self.train_chunks = self.all_train_chunks[index::count]
         wanted = max(1, math.ceil(max(buffer_rows, batch_size) / chunk_rows))
         self.buffer_chunks = min(wanted, max(1, len(self.train_chunks)))
