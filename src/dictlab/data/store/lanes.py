@@ -21,9 +21,9 @@ from dictlab.distributed import world
 class LaneBatches:
     """This process's lanes of a laned stream over one module of a store (the trainer's batch source).
 
-    Args:
-        lanes: number of lanes L (a multiple of the number of processes; ``batch_size`` a multiple of L).
-        the rest: as for :class:`StoreBatches`; ``batch_size`` and ``buffer_rows`` are global (all lanes).
+    ``lanes`` is the number of lanes L (a multiple of the number of processes, and ``batch_size`` a multiple of
+    L); the other arguments are those of :class:`StoreBatches`, with ``batch_size`` and ``buffer_rows`` counted
+    over all lanes.
     """
 
     serves_local_rows = True
