@@ -9,7 +9,7 @@ from dictlab.diagnostics.diagnose import DiagnoseOptions, Diagnostics, diagnose_
 from dictlab.diagnostics.problem import DiagnosticsInputError
 from dictlab.diagnostics.sources import load_data, load_source
 from dictlab.files.atomic import atomic_write_text
-from dictlab.outputs import RunIdentity, check_output, claim_output, file_fingerprint, staged
+from dictlab.outputs import RunIdentity, check_output, claim_output, file_fingerprint, folder_fingerprints, staged
 from dictlab.report.diagnostic_figures import plot_pairwise_hulls, plot_violation_histograms
 from dictlab.report.diagnostic_tables import diagnostics_summary
 
@@ -38,11 +38,7 @@ class DiagnoseRequest(DiagnoseOptions):
 def diagnose_identity(request: DiagnoseRequest) -> RunIdentity:
     """What makes a diagnostics folder: the options and the fingerprints of the dictionary and data files."""
     options = request.model_dump(mode="json", include=set(DiagnoseOptions.model_fields))
-    inputs = {
-        f"dictionary/{name}": file_fingerprint(request.folder / name)
-        for name in DICTIONARY_FILES
-        if (request.folder / name).is_file()
-    }
+    inputs = folder_fingerprints(request.folder, DICTIONARY_FILES, prefix="dictionary/")
     for name in ("data", "target"):
         path = getattr(request, name)
         if path is not None:

@@ -15,11 +15,11 @@ from dictlab.models.saelens import (
     read_saelens_config,
     save_saelens,
 )
-from dictlab.outputs import RunIdentity, claim_output, file_fingerprint, staged
+from dictlab.outputs import RunIdentity, claim_output, folder_fingerprints, staged
 
 
 def _identity(command: str, source: Path, files: tuple[str, ...], config: dict[str, str | None]) -> RunIdentity:
-    inputs = {name: file_fingerprint(source / name) for name in files if (source / name).is_file()}
+    inputs = folder_fingerprints(source, files)
     return RunIdentity(command=command, config=config, inputs=inputs, paths={"source": str(source)})
 
 

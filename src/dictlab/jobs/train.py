@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dictlab.data.store import ActivationStore, LaneBatches
 from dictlab.devices import check_device
@@ -17,6 +17,7 @@ from dictlab.distributed import any_rank, broadcast_object, world
 from dictlab.files.atomic import atomic_write_text
 from dictlab.metrics.evaluate import reconstruction_metrics
 from dictlab.models import DictionaryConfig, SparseDictionary, activation_class, activation_names, save_dictionary
+from dictlab.models.activations.registry import RegisteredActivation
 from dictlab.outputs import RunIdentity, claim_output, json_fingerprint
 from dictlab.training import Member, RecipeConfig, TrainConfig, Trainer, identity_view
 from dictlab.training.config import Precision, TrainingPath
@@ -38,7 +39,9 @@ class StoreTrainRequest(BaseModel):
     store: Path = Field(description="Activation store folder written by dictlab capture.")
     module: str | None = Field(default=None, description="Module of the store to train on (default: its only module).")
     out: Path = Field(default=Path("runs/train"), description="Run folder (cfg.json, weights, metrics.json, train/).")
-    activation: str = Field(default="topk", description="Sparsifying nonlinearity: a registered activation.")
+    activation: RegisteredActivation = Field(
+        default="topk", description="Sparsifying nonlinearity: a registered activation."
+    )
     expansion: int = Field(default=8, gt=0, description="d_sae = expansion × width (ignored when d_sae is set).")
     d_sae: int | None = Field(default=None, gt=0, description="Number of latents.")
     k: int = Field(default=32, gt=0, description="Active latents, for activations that use k (the TopK family).")
@@ -87,12 +90,6 @@ class StoreTrainRequest(BaseModel):
     overwrite: bool = Field(
         default=False, description="Replace the run in --out if it was made with other settings or another command."
     )
-
-    @field_validator("activation")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        activation_class(name)  # raises with the registered names
-        return name
 
     @model_validator(mode="after")
     def _options_apply(self) -> "StoreTrainRequest":

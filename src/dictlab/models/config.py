@@ -2,9 +2,9 @@
 
 from typing import TYPE_CHECKING, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dictlab.models.activations.registry import activation_class
+from dictlab.models.activations.registry import RegisteredActivation, activation_class
 
 if TYPE_CHECKING:
     from dictlab.models.activations.base import Activation
@@ -28,7 +28,7 @@ class DictionaryConfig(BaseModel):
     d_out: int = Field(gt=0, description="Target width n_r (sae and crosscoder: equal to d_in).")
     d_sae: int = Field(gt=0, description="Number of latents n_q.")
     n_sources: int = Field(default=1, gt=0, description="Crosscoder: number of concatenated sources (1 otherwise).")
-    activation: str = Field(
+    activation: RegisteredActivation = Field(
         default="topk", description="Sparsifying nonlinearity σ: a registered activation (relu, jumprelu, topk, ...)."
     )
     k: int | None = Field(
@@ -56,12 +56,6 @@ class DictionaryConfig(BaseModel):
     apply_b_dec_to_input: bool = Field(
         default=True, description="Encode x - b_dec (pre-encoder bias); forced off for transcoders."
     )
-
-    @field_validator("activation")
-    @classmethod
-    def _registered(cls, name: str) -> str:
-        activation_class(name)  # raises with the registered names
-        return name
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -89,3 +89,8 @@ def file_fingerprint(path: Path) -> str:
         handle.seek(size - _SAMPLE_BYTES)
         digest.update(handle.read(_SAMPLE_BYTES))
     return "sha256-sampled:" + digest.hexdigest()
+
+
+def folder_fingerprints(folder: Path, names: tuple[str, ...], prefix: str = "") -> dict[str, str]:
+    """{prefix + name: fingerprint} of the files ``names`` that exist in ``folder``."""
+    return {prefix + name: file_fingerprint(folder / name) for name in names if (folder / name).is_file()}

@@ -4,7 +4,9 @@ Registering an activation class makes it a valid ``DictionaryConfig.activation``
 ``dictlab train --activation`` choice; every name list and capability test in dictlab is derived from here.
 """
 
-from typing import TypeVar
+from typing import Annotated, TypeVar
+
+from pydantic import AfterValidator
 
 from dictlab.models.activations.base import Activation
 
@@ -56,3 +58,12 @@ def activation_names(
         for name, cls in _REGISTRY.items()
         if all(value is None or getattr(cls, flag) == value for flag, value in wanted.items())
     )
+
+
+def _check_registered(name: str) -> str:
+    activation_class(name)  # raises with the registered names
+    return name
+
+
+RegisteredActivation = Annotated[str, AfterValidator(_check_registered)]
+"""A pydantic field type: the name of a registered activation."""
