@@ -1,6 +1,7 @@
 """``torchrun -m dictlab train --store``: two processes train the run one process trains with the same lanes
-(float32, so equal up to summation order), write one run folder, and a run killed at world size 2 resumes at
-world size 1; a lane count the processes cannot share is refused on every rank."""
+(float32, so equal up to summation order), as data-parallel replicas or as two latent shards (``--tp 2``), write
+one run folder, and a run killed at world size 2 resumes at world size 1; a lane count the processes cannot share
+is refused on every rank."""
 
 import json
 import subprocess
@@ -49,6 +50,13 @@ def test_two_processes_train_the_single_process_run(tiny_store: Path, tmp_path: 
         a, b = json.loads(line_one), json.loads(line_two)
         assert a["step"] == b["step"] and abs(a["loss"] - b["loss"]) <= 1e-5 * abs(a["loss"])
     assert (one / "run.json").read_text() == (two / "run.json").read_text()  # the world size is not an identity
+    sharded = tmp_path / "sharded"  # the same run with the latents split over the two processes
+    proc = torchrun(*train_args(tiny_store, sharded), "--tp", "2")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    close_runs(one, sharded, atol=1e-4)
+    metrics = json.loads((sharded / "metrics.json").read_text())
+    assert metrics["latent_shards"] == 2 and len(metrics["peak_rss_mib_per_process"]) == 2
+    assert not (sharded / "train" / "checkpoint.pt").exists() and (sharded / "train" / "checkpoint.json").exists()
 
 
 def test_a_run_killed_at_two_processes_resumes_in_one(tiny_store: Path, tmp_path: Path) -> None:
@@ -67,7 +75,7 @@ def test_a_run_killed_at_two_processes_resumes_in_one(tiny_store: Path, tmp_path
 def test_a_lane_count_the_processes_cannot_share_is_refused_on_every_rank(tiny_store: Path, tmp_path: Path) -> None:
     proc = torchrun(*train_args(tiny_store, tmp_path / "run", lanes=3))
     assert proc.returncode != 0
-    assert proc.stderr.count("Error: --lanes 3 cannot be split over 2 processes") == 2, proc.stderr[-2000:]
+    assert proc.stderr.count("Error: --lanes 3 cannot be split over 2 data-parallel replicas") == 2, proc.stderr[-2000:]
     # torchrun's launcher reports the failed children with its own traceback; none of dictlab's frames appear
     assert not [line for line in proc.stderr.splitlines() if "dictlab" in line and line.strip().startswith("File")]
     assert not (tmp_path / "run").exists()

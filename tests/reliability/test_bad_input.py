@@ -207,6 +207,7 @@ CASES = [
     _train_case("diverges", "training diverged", "--lr", "1e6"),
     _train_case("zero-lanes", "--lanes: Input should be greater than 0", "--lanes", "0"),
     _train_case("batch-not-multiple-of-lanes", "is not a multiple of --lanes 3", "--lanes", "3"),
+    _train_case("tp-larger-than-the-run", "--tp 2 does not divide the 1 processes of this run", "--tp", "2"),
     Case(
         "missing-store", lambda f, tmp: (train(tmp / "nowhere", tmp / "out"), tmp / "out"), "manifest.json is missing"
     ),

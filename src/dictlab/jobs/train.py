@@ -13,11 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from dictlab.data.store import ActivationStore, LaneBatches
 from dictlab.devices import check_device
-from dictlab.distributed import any_rank, broadcast_object, world
+from dictlab.distributed import all_reduce_, any_rank, broadcast_object, world
+from dictlab.distributed.mesh import Mesh
 from dictlab.files.atomic import atomic_write_text
 from dictlab.metrics.evaluate import reconstruction_metrics
 from dictlab.models import DictionaryConfig, SparseDictionary, activation_class, activation_names, save_dictionary
 from dictlab.models.activations.registry import RegisteredActivation
+from dictlab.models.sharding import whole_dictionary
 from dictlab.outputs import RunIdentity, claim_output, json_fingerprint
 from dictlab.training import Member, RecipeConfig, TrainConfig, Trainer, identity_view
 from dictlab.training.config import Precision, TrainingPath
@@ -27,7 +29,7 @@ METRICS_FILE = "metrics.json"
 TRAIN_DIR = "train"
 FEW_STEPS = 100
 """Fewer training steps than this gets a warning: the dictionary has barely moved from its initialisation."""
-_NOT_IDENTITY = {"store", "out", "overwrite", "progress", "device", "retain_cpu_memory"}
+_NOT_IDENTITY = {"store", "out", "overwrite", "progress", "device", "retain_cpu_memory", "tp"}
 """Request fields that do not change what is trained (the store enters the identity by its fingerprint)."""
 
 
@@ -58,6 +60,12 @@ class StoreTrainRequest(BaseModel):
         gt=0,
         description="Independent streams the global batch is drawn from; a run can use any number of processes "
         "that divides it (torchrun --nproc_per_node), each reading only its lanes' chunks. 1 = one stream.",
+    )
+    tp: int = Field(
+        default=1,
+        gt=0,
+        description="Latent shards: split the latents over this many processes (latent parallelism; torchrun's "
+        "processes form a (processes / tp) × tp grid). The run is the same at any value.",
     )
     chunk_rows: int = Field(
         default=4096, gt=0, description="Rows per chunk: the unit of the held-out split and shuffle."
@@ -160,6 +168,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
     (same settings, same store content), else it is refused (``overwrite`` replaces it).
     """
     device = check_device(request.device)
+    mesh = Mesh.build(request.tp, device.type)
     store = ActivationStore(request.store, request.module)
     stats = store.entry.stats
     scale = math.sqrt(store.width) / stats.rms_norm if request.normalize and stats.rms_norm > 0 else 1.0
@@ -173,6 +182,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
         request.holdout_fraction,
         scale,
         max_norm_ratio=request.max_norm_ratio,
+        replicas=mesh.dp,
     )
     if batches.max_norm is not None and any_rank(batches.batch(0).shape[0] == 0):
         raise ValueError(
@@ -180,7 +190,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
             f"{request.max_norm_ratio}× the store's RMS norm {stats.rms_norm:.4g}); use a larger ratio"
         )
     cfg = _dictionary_config(request, store.width)
-    model = SparseDictionary(cfg, torch.Generator().manual_seed(request.seed))
+    model = SparseDictionary(cfg, torch.Generator().manual_seed(request.seed), mesh=mesh)
     recipe = RecipeConfig(
         lr=request.lr,
         sparsity_coefficient=request.sparsity_coefficient,
@@ -215,7 +225,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
             "store (the same manifest)"
         )
     with claim_output(request.out, identity, request.overwrite, _has_checkpoint):
-        return _train(request, store, batches, model, recipe, train, scale, device, echo)
+        return _train(request, store, batches, model, recipe, train, scale, device, mesh, echo)
 
 
 def _train(
@@ -227,14 +237,17 @@ def _train(
     train: TrainConfig,
     scale: float,
     device: torch.device,
+    mesh: Mesh,
     echo: Callable[[str], None],
 ) -> dict[str, Any]:
-    trainer = Trainer([Member("sae", model, recipe)], batches, train, request.out / TRAIN_DIR, device)
+    trainer = Trainer([Member("sae", model, recipe)], batches, train, request.out / TRAIN_DIR, device, mesh)
     summary = trainer.fit()[0]
+    whole = whole_dictionary(model.cpu())  # latent shards: gathered onto rank 0 (None on the others)
     held_rows = min(batches.n_holdout, request.holdout_eval_rows)
-    held = reconstruction_metrics(model.cpu(), batches.holdout_chunks(held_rows), identity_view) if held_rows else {}
+    held: dict[str, float] = {}
+    if whole is not None and held_rows:
+        held = reconstruction_metrics(whole, batches.holdout_chunks(held_rows), identity_view)
     held["rows"] = held_rows
-    model.fold_input_scale_(scale)
     metadata = {
         "store": str(request.store),
         "module": store.entry.name,
@@ -243,8 +256,10 @@ def _train(
         "recipe": recipe.model_dump(mode="json"),
         "request": request.model_dump(mode="json", exclude={"out", "overwrite", "progress"}),
     }
-    if world().is_main:  # every rank holds the same model; one writes it
-        save_dictionary(model, request.out, metadata)
+    if world().is_main:  # every replica holds the same model; one writes it
+        assert whole is not None
+        whole.fold_input_scale_(scale)
+        save_dictionary(whole, request.out, metadata)
     record = {
         "module": store.entry.name,
         "steps": summary.steps,
@@ -257,6 +272,8 @@ def _train(
         "scale": scale,
         "holdout": held,
         "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib_per_process": _per_process(peak_rss_mib()),
+        "latent_shards": mesh.tp.size,
     }
     if world().is_main:
         atomic_write_text(request.out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
@@ -267,6 +284,14 @@ def _train(
         f"{held.get('dead_fraction', float('nan')):.1%}; peak RSS {record['peak_rss_mib']:.0f} MiB -> {request.out}"
     )
     return record
+
+
+def _per_process(value: float) -> list[float]:
+    """``value`` of every process of the run, in rank order (collective)."""
+    here = world()
+    values = torch.zeros(here.size, dtype=torch.float64)
+    values[here.rank] = value
+    return all_reduce_(values).tolist()
 
 
 def _result_warnings(held: dict[str, float], request: StoreTrainRequest) -> list[str]:

@@ -1,11 +1,14 @@
 """One sparse dictionary module for SAEs, transcoders and crosscoders."""
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import torch
 from torch import Tensor, nn
 
+from dictlab.distributed.autograd import replicated_input, sum_partials
+from dictlab.distributed.mesh import LatentRange, Mesh
 from dictlab.files.memory import check_allocation
 from dictlab.models.activations import Activation
 from dictlab.models.config import DictionaryConfig
@@ -62,6 +65,37 @@ class DictionaryLoss:
         return self.firing_counts.sum().item() / self.x_hat.shape[0]
 
 
+def _normal(
+    n_rows: int,
+    n_cols: int,
+    generator: torch.Generator | None,
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
+) -> Tensor:
+    """``torch.randn(n_rows, n_cols, generator=generator)[rows, cols]`` without holding the whole matrix.
+
+    The matrix is drawn in row chunks whose sizes are multiples of 16 values (the last one absorbing the rest),
+    which the CPU generator fills with the same numbers as one call, so each latent shard gets exactly its block
+    of the unsharded initialisation.
+    """
+    if (rows is None and cols is None) or generator is None:
+        full = torch.randn(n_rows, n_cols, generator=generator)
+        r, c = rows or (0, n_rows), cols or (0, n_cols)
+        return full[r[0] : r[1], c[0] : c[1]]
+    r0, r1 = rows or (0, n_rows)
+    c0, c1 = cols or (0, n_cols)
+    step = math.lcm(max(1, 65_536 // n_cols), 16 // math.gcd(n_cols, 16))
+    parts, start = [], 0
+    while start < n_rows:
+        count = step if n_rows - start >= 2 * step else n_rows - start
+        block = torch.randn(count, n_cols, generator=generator)
+        lo, hi = max(r0, start), min(r1, start + count)
+        if lo < hi:
+            parts.append(block[lo - start : hi - start, c0:c1].clone())
+        start += count
+    return torch.cat(parts)
+
+
 class SparseDictionary(nn.Module):
     """x_q = σ((x_p − b_dec)·W_enc + b_enc), x̂_r = x_q·W_dec + b_dec.
 
@@ -71,26 +105,46 @@ class SparseDictionary(nn.Module):
     both biases are zero buffers, which matches the bias-free theory of Tang et al.
     """
 
-    def __init__(self, cfg: DictionaryConfig, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self, cfg: DictionaryConfig, generator: torch.Generator | None = None, mesh: Mesh | None = None
+    ) -> None:
         super().__init__()
         self.cfg = cfg
-        check_allocation(4 * cfg.n_parameters, f"a dictionary of {cfg.n_parameters:,} float32 parameters")
-        W_dec = torch.randn(cfg.d_sae, cfg.d_out, generator=generator)
+        self._mesh = mesh
+        self.latents: LatentRange = (mesh or Mesh.alone()).latent_range(cfg.d_sae)
+        """The block of latents this process holds (all of them unless ``mesh`` shards them)."""
+        share = self.latents.size / cfg.d_sae
+        n_parameters = round(cfg.n_parameters * share)
+        check_allocation(4 * n_parameters, f"a dictionary of {n_parameters:,} float32 parameters")
+        start, stop = self.latents.start, self.latents.stop
+        W_dec = _normal(cfg.d_sae, cfg.d_out, generator, rows=(start, stop))
         W_dec /= W_dec.norm(dim=-1, keepdim=True)
         if cfg.d_in == cfg.d_out:
             W_enc = W_dec.T.clone()
         else:
-            W_enc = torch.randn(cfg.d_in, cfg.d_sae, generator=generator)
+            W_enc = _normal(cfg.d_in, cfg.d_sae, generator, cols=(start, stop))
             W_enc /= W_enc.norm(dim=0, keepdim=True)
         self.W_enc = nn.Parameter(W_enc.contiguous())
         self.W_dec = nn.Parameter(W_dec)
         if cfg.use_bias:
-            self.b_enc = nn.Parameter(torch.zeros(cfg.d_sae))
+            self.b_enc = nn.Parameter(torch.zeros(self.latents.size))
             self.b_dec = nn.Parameter(torch.zeros(cfg.d_out))
         else:
-            self.register_buffer("b_enc", torch.zeros(cfg.d_sae))
+            self.register_buffer("b_enc", torch.zeros(self.latents.size))
             self.register_buffer("b_dec", torch.zeros(cfg.d_out))
         self.activation: Activation = cfg.activation_class.from_config(cfg)
+        self.activation.place(mesh, self.latents)
+
+    def latent_dims(self) -> dict[str, int]:
+        """Entries of :meth:`state_dict` indexed by latent, with their latent dimension (what shards split)."""
+        dims = {"W_enc": 1, "W_dec": 0, "b_enc": 0}
+        return dims | {f"activation.{name}": dim for name, dim in self.activation.latent_parameters.items()}
+
+    @property
+    def mesh(self) -> Mesh:
+        """The process layout this dictionary computes over: the one it was built with, else data parallel over
+        every process of the run (a process alone outside torchrun)."""
+        return self._mesh if self._mesh is not None else Mesh.data_parallel()
 
     @property
     def d_sae(self) -> int:
@@ -107,7 +161,7 @@ class SparseDictionary(nn.Module):
 
     def _centred(self, x_in: Tensor) -> Tensor:
         self._check_input(x_in, self.cfg.d_in, "x_in")
-        return x_in - self.b_dec if self.cfg.apply_b_dec_to_input else x_in
+        return x_in - replicated_input(self.b_dec, self.mesh.tp) if self.cfg.apply_b_dec_to_input else x_in
 
     def pre_activations(self, x_in: Tensor) -> Tensor:
         """[batch, d_in] -> [batch, d_sae].
@@ -118,7 +172,10 @@ class SparseDictionary(nn.Module):
         product that autograd would spend on the gradient of x − b_dec only to sum it into b_dec's.
         """
         self._check_input(x_in, self.cfg.d_in, "x_in")
-        bias = self.b_enc - self.b_dec @ self.W_enc if self.cfg.apply_b_dec_to_input else self.b_enc
+        if self.cfg.apply_b_dec_to_input:
+            bias = self.b_enc - replicated_input(self.b_dec, self.mesh.tp) @ self.W_enc
+        else:
+            bias = self.b_enc
         ones = x_in.new_ones(x_in.shape[0], 1)
         return torch.cat([x_in, ones], dim=1) @ torch.cat([self.W_enc, bias[None]])
 
@@ -131,9 +188,18 @@ class SparseDictionary(nn.Module):
         return self.activation(self.pre_activations(x_in))
 
     def decode(self, codes: Tensor, n_latents: int | None = None) -> Tensor:
-        """[batch, m] codes of the first ``m`` latents (m = d_sae by default) -> x̂_r [batch, d_out]."""
-        m = codes.shape[-1] if n_latents is None else n_latents
-        return torch.addmm(self.b_dec, codes, self.W_dec[:m])
+        """Codes [batch, ≥ m] -> x̂_r [batch, d_out] from the first ``n_latents`` latents (all by default).
+
+        On a latent shard ``codes`` are this shard's, and the shards' partial reconstructions are summed.
+        """
+        m = codes.shape[-1] if n_latents is None else self.local_prefix(n_latents)
+        if self.latents.whole:
+            return torch.addmm(self.b_dec, codes[:, :m], self.W_dec[:m])
+        return sum_partials(codes[:, :m] @ self.W_dec[:m], self.mesh.tp) + self.b_dec
+
+    def local_prefix(self, n_latents: int) -> int:
+        """How many of this process's latents lie among the first ``n_latents`` of the dictionary."""
+        return min(max(n_latents - self.latents.start, 0), self.latents.size)
 
     def forward(self, x_in: Tensor) -> Tensor:
         """Reconstruction x̂_r: [batch, d_in] -> [batch, d_out]."""
@@ -149,8 +215,8 @@ class SparseDictionary(nn.Module):
         return self.W_dec.norm(dim=-1)
 
     def decoder_blocks(self) -> Tensor:
-        """Per-source view of the decoder: [d_sae, n_sources, d_source]."""
-        return self.W_dec.view(self.cfg.d_sae, self.cfg.n_sources, self.cfg.d_source)
+        """Per-source view of the decoder: [d_sae, n_sources, d_source] (this process's latents)."""
+        return self.W_dec.view(self.latents.size, self.cfg.n_sources, self.cfg.d_source)
 
     @property
     def has_sparse_path(self) -> bool:
@@ -176,7 +242,7 @@ class SparseDictionary(nn.Module):
         pre = self.pre_activations(x_in)
         codes = self.activation(pre)
         x_hat = self.decode(codes)
-        reconstruction = self.activation.reconstruction_loss(x_out, x_hat, lambda m: self.decode(codes[:, :m], m))
+        reconstruction = self.activation.reconstruction_loss(x_out, x_hat, lambda m: self.decode(codes, m))
         sparsity = self.activation.sparsity_penalty(pre, codes, self.decoder_norms())
         return DictionaryLoss(reconstruction, sparsity, pre, x_hat, codes=codes)
 
@@ -188,11 +254,19 @@ class SparseDictionary(nn.Module):
         active = self.activation.select(pre)
         assert active is not None
         values = torch.relu(self.active_pre_activations(x_in, active))
-        x_hat = sparse_decode(active, values, self.W_dec, self.b_dec)
+        x_hat = self.decode_active(active, values)
         reconstruction = self.activation.reconstruction_loss(
-            x_out, x_hat, lambda m: sparse_decode(active, values, self.W_dec, self.b_dec, n_latents=m)
+            x_out, x_hat, lambda m: self.decode_active(active, values, m)
         )
         return DictionaryLoss(reconstruction, None, pre, x_hat, active=active, active_codes=values)
+
+    def decode_active(self, active: ActiveLatents, values: Tensor, n_latents: int | None = None) -> Tensor:
+        """x̂_r [batch, d_out] from the selected entries' codes ``values`` [nnz] (the sparse path's decoder),
+        using the first ``n_latents`` latents only (all by default)."""
+        m = None if n_latents is None else self.local_prefix(n_latents)
+        if self.latents.whole:
+            return sparse_decode(active, values, self.W_dec, self.b_dec, n_latents=m)
+        return sum_partials(sparse_decode(active, values, self.W_dec, n_latents=m), self.mesh.tp) + self.b_dec
 
     @torch.no_grad()
     def fold_input_scale_(self, scale: float) -> None:

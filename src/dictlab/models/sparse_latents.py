@@ -44,6 +44,14 @@ class ActiveLatents(NamedTuple):
         return cls(rows, indices.reshape(-1), offsets, values.detach().reshape(-1), batch, d_sae)
 
     @classmethod
+    def from_entries(cls, pre: Tensor, rows: Tensor, cols: Tensor) -> "ActiveLatents":
+        """The entries ``(rows[e], cols[e])`` of a [batch, d_sae] pre-activation matrix, ``rows`` nondecreasing."""
+        batch, d_sae = pre.shape
+        counts = torch.bincount(rows, minlength=batch)
+        offsets = torch.cumsum(counts, 0) - counts
+        return cls(rows, cols, offsets, pre.detach()[rows, cols], batch, d_sae)
+
+    @classmethod
     def from_flat(cls, pre: Tensor, flat_indices: Tensor) -> "ActiveLatents":
         """From indices into ``pre.reshape(-1)`` (any order) of a [batch, d_sae] pre-activation matrix."""
         batch, d_sae = pre.shape

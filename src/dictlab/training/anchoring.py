@@ -65,13 +65,17 @@ class Anchors:
 
 
 def anchor_loss(model: SparseDictionary, anchors: Anchors, terms: AnchorTerms = "both") -> Tensor:
-    """Unweighted L_anchor of ``model`` (a scalar): the paper's two terms, or only the encoder or decoder one."""
+    """Unweighted L_anchor of ``model`` (a scalar): the paper's two terms, or only the encoder or decoder one.
+
+    On a latent shard, the part of the anchored latents this process holds (the shards' values sum to the whole).
+    """
     if terms not in ("both", "encoder", "decoder"):
         raise ValueError(f"unknown anchor terms {terms!r}; choose both, encoder or decoder")
-    k = anchors.k
+    k = model.local_prefix(anchors.k)
+    first = model.latents.start
     loss = model.W_enc.new_zeros(())
     if terms in ("both", "encoder"):
-        loss = loss + (model.W_enc[:, :k].T - anchors.directions_in).pow(2).sum()
+        loss = loss + (model.W_enc[:, :k].T - anchors.directions_in[first : first + k]).pow(2).sum()
     if terms in ("both", "decoder"):
-        loss = loss + (model.W_dec[:k] - anchors.directions_out).pow(2).sum()
+        loss = loss + (model.W_dec[:k] - anchors.directions_out[first : first + k]).pow(2).sum()
     return loss

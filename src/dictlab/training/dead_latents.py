@@ -4,6 +4,9 @@ import torch
 from torch import Tensor
 
 from dictlab.distributed import all_reduce_
+from dictlab.distributed.autograd import sum_partials
+from dictlab.distributed.mesh import Group
+from dictlab.distributed.selection import row_top_entries
 from dictlab.models.dictionary import SparseDictionary
 from dictlab.models.sparse_latents import ActiveLatents, sparse_decode
 
@@ -24,8 +27,13 @@ class FiringTracker:
         """[d_sae] bool: silent for at least ``window`` samples."""
         return self.samples_since_fired >= self.window
 
-    def dead_fraction(self) -> float:
-        return self.dead_mask().float().mean().item()
+    def dead_fraction(self, shards: Group | None = None) -> float:
+        """Dead fraction of the dictionary's latents (over every latent shard in ``shards``, if given)."""
+        if shards is None or shards.size == 1:
+            return self.dead_mask().float().mean().item()
+        counts = torch.tensor([self.dead_mask().sum().item(), self.samples_since_fired.numel()], dtype=torch.float64)
+        dead, total = all_reduce_(counts, group=shards).tolist()
+        return dead / total
 
     def state_dict(self) -> dict[str, Tensor]:
         return {"samples_since_fired": self.samples_since_fired.clone()}
@@ -45,18 +53,21 @@ def auxk_loss(model: SparseDictionary, x_in: Tensor, pre: Tensor, residual: Tens
         k_aux: number of dead latents each sample may use.
 
     Returns ‖e − ê‖² / ‖e‖² over the batch (scale-free; under data parallelism this rank's ‖e − ê‖² over the
-    global ‖e‖², so the ranks' values sum to the global batch's), with ê = top-k_aux(pre over dead latents) · W_dec. It
-    runs on the sparse path (only the selected entries enter any product), whichever path trained the batch.
+    global ‖e‖², so the replicas' values sum to the global batch's), with ê = top-k_aux(pre over dead latents) · W_dec.
+    On latent shards the selection runs over every shard's dead latents and ê sums the shards' parts. It runs on
+    the sparse path (only the selected entries enter any product), whichever path trained the batch.
     """
-    n_dead = int(dead.sum())
+    mesh = model.mesh
+    n_dead = int(all_reduce_(dead.sum(), group=mesh.tp))  # over every latent shard of the replica
     if n_dead == 0:
         return pre.new_zeros(())
     dead_idx = dead.nonzero().squeeze(-1)
-    values, positions = pre.detach()[:, dead_idx].topk(min(k_aux, n_dead), dim=-1, sorted=False)
-    active = ActiveLatents.from_row_topk(values, dead_idx[positions], model.d_sae)
-    estimate = sparse_decode(active, torch.relu(model.active_pre_activations(x_in, active)), model.W_dec)
+    rows, positions = row_top_entries(pre.detach()[:, dead_idx], min(k_aux, n_dead), mesh.tp)
+    active = ActiveLatents.from_entries(pre, rows, dead_idx[positions])
+    values = torch.relu(model.active_pre_activations(x_in, active))
+    estimate = sum_partials(sparse_decode(active, values, model.W_dec), mesh.tp)
     target = residual.detach()
-    energy = all_reduce_(target.pow(2).sum())  # over the global batch: every rank's part shares one normaliser
+    energy = all_reduce_(target.pow(2).sum(), group=mesh.dp)  # the global batch's: one normaliser for every rank
     return (target - estimate).pow(2).sum() / energy.clamp_min(1e-12)
 
 
@@ -82,10 +93,13 @@ def resample_dead_latents(
         x_in: a pool of training inputs [n, d_in].
         x_out: their targets [n, d_out].
 
-    Returns the number of latents resampled.
+    Returns the number of latents resampled (over every latent shard).
     """
+    tp = model.mesh.tp
     dead_idx = dead.nonzero().squeeze(-1)
-    if dead_idx.numel() == 0:
+    counts = _counts_per_shard(dead_idx.numel(), tp)
+    n_dead = sum(counts)
+    if n_dead == 0:
         return 0
     was_training = model.training
     model.eval()
@@ -94,20 +108,36 @@ def resample_dead_latents(
     weights = residual.pow(2).sum(dim=-1).pow(2)
     if not torch.isfinite(weights).all() or weights.sum() <= 0:
         return 0
-    chosen = torch.multinomial(weights.cpu(), dead_idx.numel(), replacement=True, generator=generator)
-    chosen = chosen.to(x_in.device)
+    chosen = torch.multinomial(weights.cpu(), n_dead, replacement=True, generator=generator)
+    first = sum(counts[: tp.rank])  # dead latents in global order: this shard's take their block of the draws
+    chosen = chosen[first : first + dead_idx.numel()].to(x_in.device)
     dec_dirs = residual[chosen]
     dec_dirs /= dec_dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     enc_dirs = x_in[chosen] - x_in.mean(dim=0)
     enc_dirs /= enc_dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     alive = ~dead
-    enc_norm = model.W_enc[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
+    enc_norm = _shard_mean(model.W_enc[:, alive].norm(dim=0), tp, default=1.0)
     model.W_dec[dead_idx] = dec_dirs
     model.W_enc[:, dead_idx] = (enc_dirs * encoder_scale * enc_norm).T
     if isinstance(model.b_enc, torch.nn.Parameter):
         model.b_enc[dead_idx] = 0.0
     _reset_adam_moments(optimizer, model, dead_idx)
-    return int(dead_idx.numel())
+    return n_dead
+
+
+def _counts_per_shard(count: int, tp: Group) -> list[int]:
+    """``count`` of every latent shard of the replica, in shard order."""
+    counts = torch.zeros(tp.size, dtype=torch.long)
+    counts[tp.rank] = count
+    return all_reduce_(counts, group=tp).tolist()
+
+
+def _shard_mean(values: Tensor, tp: Group, default: float) -> Tensor:
+    """Mean of ``values`` over every latent shard of the replica (``default`` when there are none)."""
+    if tp.size == 1:
+        return values.mean() if values.numel() else values.new_tensor(default)
+    totals = all_reduce_(torch.stack([values.sum(), values.new_tensor(values.numel())]), group=tp)
+    return totals[0] / totals[1] if totals[1] > 0 else values.new_tensor(default)
 
 
 def _reset_adam_moments(optimizer: torch.optim.Optimizer, model: SparseDictionary, latents: Tensor) -> None:
@@ -131,5 +161,5 @@ def _reset_adam_moments(optimizer: torch.optim.Optimizer, model: SparseDictionar
                 state["exp_avg"].index_fill_(dim, latents, 0.0)
             if "exp_avg_sq" in state:
                 second = state["exp_avg_sq"]
-                typical = second[:, others].mean() if dim == 1 else second[others].mean()
-                second.index_fill_(dim, latents, typical.item() if others.any() else 0.0)
+                typical = _shard_mean(second[:, others] if dim == 1 else second[others], model.mesh.tp, default=0.0)
+                second.index_fill_(dim, latents, typical.item())

@@ -21,7 +21,9 @@ import torch
 from torch import Tensor
 
 from dictlab.distributed import all_reduce_, any_rank, local_share, sum_gradients_, world
+from dictlab.distributed.mesh import Mesh
 from dictlab.files.atomic import atomic_path, remove_stale_temporaries
+from dictlab.files.json_files import read_json_object
 from dictlab.files.memory import check_allocation
 from dictlab.files.tensors import load_tensor_file
 from dictlab.models.dictionary import DictionaryLoss, SparseDictionary
@@ -34,6 +36,17 @@ from dictlab.training.cpu_memory import retain_freed_memory
 from dictlab.training.dead_latents import FiringTracker, auxk_loss, resample_dead_latents
 from dictlab.training.precision import forward_autocast, tf32_matmuls
 from dictlab.training.schedules import lr_multiplier, warmup_multiplier
+from dictlab.training.sharded_checkpoint import (
+    POINTER_FILE,
+    STATE_FILE,
+    Entry,
+    current_folder,
+    generator_state,
+    load_sharded,
+    remove_sharded,
+    save_sharded,
+    set_generator_state,
+)
 
 View = Callable[[Tensor], tuple[Tensor, Tensor]]
 """Maps a batch of source rows to (x_in [batch, d_in], x_out [batch, d_out])."""
@@ -116,12 +129,14 @@ class _MemberState:
             self.optimizer,
             lambda step: lr_multiplier(step, total_steps, recipe.warmup_frac, recipe.decay_frac),
         )
-        self.tracker = FiringTracker(cfg.d_sae, recipe.dead_window_samples, device)
+        self.tracker = FiringTracker(member.model.latents.size, recipe.dead_window_samples, device)
         self.k_aux = recipe.aux_k or max(1, cfg.d_in // 2)
         self.train_seconds = 0.0
         self.resampled = 0
         self.first_reconstruction: float | None = None
         self.last: dict[str, float] = {}
+        self.dead_fraction = 0.0
+        """Of all the member's latents, at the last log step."""
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -156,6 +171,7 @@ class Trainer:
         config: TrainConfig,
         workdir: str | Path | None = None,
         device: str | torch.device = "cpu",
+        mesh: Mesh | None = None,
     ) -> None:
         if not members:
             raise ValueError("nothing to train: no members")
@@ -166,13 +182,19 @@ class Trainer:
             raise ValueError(f"batches have size {batches.batch_size}, config says {config.batch_size}")
         self.device = torch.device(device)
         self.world = world()
+        self.mesh = mesh if mesh is not None else Mesh.data_parallel()
+        for member in members:
+            if member.model.mesh != self.mesh:
+                raise ValueError(f"member {member.name!r}: its dictionary was built for another process layout")
+            if member.probe is not None and self.mesh.tp.size > 1:
+                raise ValueError(f"member {member.name!r}: probes need whole dictionaries, not latent shards")
         if self.device.type == "cpu" and config.retain_cpu_memory:
             retain_freed_memory()
         self.config = config
         self.batches = batches
         self.total_steps = config.total_steps(batches.n_samples)
         self.workdir = Path(workdir) if workdir is not None else None
-        n_parameters = sum(m.model.cfg.n_parameters for m in members)
+        n_parameters = sum(m.model.cfg.n_parameters * m.model.latents.size // m.model.cfg.d_sae for m in members)
         check_allocation(
             OPTIMISER_BYTES_PER_PARAMETER * n_parameters,
             f"training {n_parameters:,} parameters with Adam ({OPTIMISER_BYTES_PER_PARAMETER} bytes each)",
@@ -184,10 +206,11 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
         self._initialised = False
+        self._resumed_log_size = 0
         if self.workdir is not None:
             if self.world.is_main and self.workdir.is_dir():
                 remove_stale_temporaries(self.workdir)
-            if (self.workdir / CHECKPOINT_FILE).exists():
+            if (self.workdir / CHECKPOINT_FILE).exists() or current_folder(self.workdir) is not None:
                 self._load_checkpoint()
             elif self.world.is_main:  # killed before its first checkpoint: the log's lines would be repeated
                 (self.workdir / LOG_FILE).unlink(missing_ok=True)
@@ -221,10 +244,10 @@ class Trainer:
         """
         rows = self.batches.batch(step)
         if getattr(self.batches, "serves_local_rows", False):
-            if not self.world.distributed:
+            if self.mesh.dp.size == 1:
                 return rows, rows.shape[0]
-            return rows, int(all_reduce_(torch.tensor(rows.shape[0])).item())
-        return local_share(rows), rows.shape[0]
+            return rows, int(all_reduce_(torch.tensor(rows.shape[0]), group=self.mesh.dp).item())
+        return local_share(rows, self.mesh.dp), rows.shape[0]
 
     @torch.no_grad()
     def _initialise_biases(self) -> None:
@@ -233,8 +256,8 @@ class Trainer:
         for state, (_, x_out) in zip(self.states, self._views(rows), strict=True):
             model = state.member.model
             if isinstance(model.b_dec, torch.nn.Parameter):
-                if self.world.distributed:
-                    model.b_dec.copy_(all_reduce_(x_out.sum(dim=0)) / n_global)
+                if self.mesh.dp.size > 1:
+                    model.b_dec.copy_(all_reduce_(x_out.sum(dim=0), group=self.mesh.dp) / n_global)
                 else:
                     model.b_dec.copy_(x_out.mean(dim=0))
         self._initialised = True
@@ -245,16 +268,20 @@ class Trainer:
     ) -> tuple[DictionaryLoss, Tensor, dict[str, Tensor | float]]:
         """The member's forward pass and every loss term (run under the configured autocast).
 
-        ``share`` is this rank's fraction of the global batch's rows (1 in one process). Every term is this rank's
-        part of the global value, so that summing terms — and gradients — over the ranks gives exactly the loss of
-        the whole batch in one process: batch means are weighted by ``share``, AuxK divides by the global residual
-        energy, and the batch-independent anchor term is split evenly.
+        ``share`` is this replica's fraction of the global batch's rows (1 in one process). The returned total is
+        what this process differentiates: summing its gradients over the replicas gives exactly the gradient of the
+        whole batch in one process (batch means are weighted by ``share``, AuxK divides by the global residual
+        energy, the batch-independent anchor term is split evenly over replicas). Every latent shard of a replica
+        differentiates the same reconstruction terms (their gradients reach each shard's own latents) plus its own
+        latents' sparsity and anchor terms. The reported terms are this process's part of the global value: summed
+        over every process they give the values of one process.
         """
         member, model, recipe = state.member, state.member.model, state.member.recipe
+        shards = self.mesh.tp.size  # terms every shard of a replica computes in full are reported once
         out = model.loss(x_in, x_out, sparse={"auto": None, "sparse": True, "dense": False}[recipe.path])
         reconstruction = out.reconstruction * share
-        total = reconstruction
-        terms: dict[str, Tensor | float] = {"reconstruction": reconstruction}
+        total = replicated = reconstruction
+        terms: dict[str, Tensor | float] = {"reconstruction": reconstruction / shards}
         if out.sparsity is not None:
             coefficient = recipe.sparsity_coefficient * warmup_multiplier(
                 self.step, self.total_steps, recipe.sparsity_warmup_frac
@@ -266,12 +293,13 @@ class Trainer:
         if model.cfg.has_sparse_path and recipe.aux_coefficient > 0:
             aux = auxk_loss(model, x_in, out.pre, x_out - out.x_hat, state.tracker.dead_mask(), state.k_aux)
             total = total + recipe.aux_coefficient * aux
-            terms["auxk"] = aux
+            replicated = replicated + recipe.aux_coefficient * aux
+            terms["auxk"] = aux / shards
         if member.anchors is not None and recipe.anchor_coefficient > 0:
-            anchor = anchor_loss(model, member.anchors, recipe.anchor_terms) / self.world.size
+            anchor = anchor_loss(model, member.anchors, recipe.anchor_terms) / self.mesh.dp.size
             total = total + recipe.anchor_coefficient * anchor
             terms["anchor"] = anchor
-        terms["loss"] = total
+        terms["loss"] = total if shards == 1 else total - replicated * (1 - 1 / shards)
         terms["l0"] = torch.tensor(out.mean_l0() * share, dtype=torch.float64)
         return out, total, terms
 
@@ -280,8 +308,8 @@ class Trainer:
         through); in one process just read the values."""
         parts = [k for k, v in local.items() if isinstance(v, Tensor)]
         values = [float(local[k]) for k in parts]
-        if self.world.distributed:
-            values = all_reduce_(torch.tensor(values, dtype=torch.float64)).tolist()
+        if self.mesh.all.size > 1:
+            values = all_reduce_(torch.tensor(values, dtype=torch.float64), group=self.mesh.all).tolist()
         summed = dict(zip(parts, values, strict=True))
         return {k: summed[k] if k in summed else float(v) for k, v in local.items()}
 
@@ -294,7 +322,7 @@ class Trainer:
             self._check_divergence(state, terms)
             state.optimizer.zero_grad(set_to_none=True)
             total.backward()
-        sum_gradients_(model.parameters())
+        sum_gradients_(model.parameters(), self.mesh.dp)
         if recipe.decoder_norm == "unit":
             model.remove_radial_decoder_grad_()
         state.optimizer.step()
@@ -302,8 +330,8 @@ class Trainer:
         if recipe.decoder_norm == "unit":
             model.normalize_decoder_()
         fired = out.fired()
-        if self.world.distributed:
-            fired = all_reduce_(fired.to(torch.uint8), "max").bool()
+        if self.mesh.dp.size > 1:
+            fired = all_reduce_(fired.to(torch.uint8), "max", self.mesh.dp).bool()
         state.tracker.update(fired, n_global)
         return terms
 
@@ -339,7 +367,7 @@ class Trainer:
         if not due or self.step >= recipe.resample_stop_frac * self.total_steps:
             return
         dead = state.tracker.dead_mask()
-        if not dead.any():
+        if not any_rank(bool(dead.any()), self.mesh.tp):
             return
         pool = self.batches.sample(recipe.resample_pool, self.generator).to(self.device)
         x_in, x_out = state.member.view(pool)
@@ -371,7 +399,7 @@ class Trainer:
         with bar:
             while self.step < stop:
                 rows, n_global = self._step_rows(self.step)
-                if any_rank(rows.shape[0] == 0):
+                if any_rank(rows.shape[0] == 0, self.mesh.all):
                     raise ValueError(
                         f"the batch of step {self.step} leaves a process without rows (rows were filtered out, or "
                         "the batch is smaller than the number of processes)"
@@ -386,6 +414,8 @@ class Trainer:
                 self.step += 1
                 bar.update(1)
                 if self.step % self.config.log_every == 0 or self.step == self.total_steps:
+                    for state in self.states:
+                        state.dead_fraction = state.tracker.dead_fraction(self.mesh.tp)
                     self._log()
                     bar.set_postfix_str(self._postfix(), refresh=False)
                 periodic = self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0
@@ -413,7 +443,7 @@ class Trainer:
         def joined(key: str, fmt: str) -> str:
             return "/".join(format(s.last.get(key, float("nan")), fmt) for s in self.states)
 
-        dead = "/".join(f"{s.tracker.dead_fraction():.0%}" for s in self.states)
+        dead = "/".join(f"{s.dead_fraction:.0%}" for s in self.states)
         return f"loss={joined('loss', '.3g')} L0={joined('l0', '.1f')} dead={dead}"
 
     # ---------------------------------------------------------------- persistence
@@ -427,7 +457,7 @@ class Trainer:
                     "step": self.step,
                     "member": state.member.name,
                     "lr": state.scheduler.get_last_lr()[0],
-                    "dead_fraction": state.tracker.dead_fraction(),
+                    "dead_fraction": state.dead_fraction,
                     "resampled": state.resampled,
                     **state.last,
                 }
@@ -441,7 +471,14 @@ class Trainer:
         return path.stat().st_size if path is not None and path.exists() else 0
 
     def _save_checkpoint(self) -> None:
-        if self.workdir is None or not self.world.is_main:
+        if self.workdir is None:
+            return
+        if self.mesh.tp.size > 1:  # every process writes its shards (collective)
+            save_sharded(self.workdir, self.step, self._entries(), self._sharded_state(), self.mesh)
+            if self.world.is_main:
+                (self.workdir / CHECKPOINT_FILE).unlink(missing_ok=True)
+            return
+        if not self.world.is_main:
             return
         payload = {
             "step": self.step,
@@ -453,6 +490,49 @@ class Trainer:
         }
         with atomic_path(self.workdir / CHECKPOINT_FILE) as tmp:
             torch.save(payload, tmp)
+        remove_sharded(self.workdir)
+
+    def _entries(self) -> dict[str, Entry]:
+        """Every tensor of the training state, named, with its latent dimension (sharded checkpoints)."""
+        entries: dict[str, Entry] = {}
+        for state in self.states:
+            name, model = state.member.name, state.member.model
+            dims = model.latent_dims()
+            for key, tensor in model.state_dict().items():
+                entries[f"{name}/model/{key}"] = Entry(tensor, dims.get(key))
+            for key, param in model.named_parameters():
+                adam = state.optimizer.state[param]
+                if not adam:  # a fresh optimiser about to be loaded: Adam's own initial state
+                    adam.update(
+                        step=torch.tensor(0.0), exp_avg=torch.zeros_like(param), exp_avg_sq=torch.zeros_like(param)
+                    )
+                entries[f"{name}/adam/{key}/step"] = Entry(adam["step"], None)
+                for moment in ("exp_avg", "exp_avg_sq"):
+                    entries[f"{name}/adam/{key}/{moment}"] = Entry(adam[moment], dims.get(key))
+            entries[f"{name}/tracker/samples_since_fired"] = Entry(state.tracker.samples_since_fired, 0)
+        return entries
+
+    def _sharded_state(self) -> dict[str, Any]:
+        """The non-tensor training state (a sharded checkpoint's JSON part)."""
+        members = {
+            s.member.name: {
+                "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in s.optimizer.param_groups],
+                "scheduler": s.scheduler.state_dict(),
+                "train_seconds": s.train_seconds,
+                "resampled": s.resampled,
+                "first_reconstruction": s.first_reconstruction,
+                "last": s.last,
+            }
+            for s in self.states
+        }
+        return {
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "members": members,
+            "generator": generator_state(self.generator),
+            "log_size": self._log_size(),
+            "settings": self._settings_fingerprint(),
+        }
 
     def _settings_fingerprint(self) -> str:
         """Fingerprint of what determines the run: every member's architecture and recipe, and the loop's config
@@ -469,24 +549,44 @@ class Trainer:
 
     def _load_checkpoint(self) -> None:
         assert self.workdir is not None
-        path = self.workdir / CHECKPOINT_FILE
-        payload = load_tensor_file(path, "training checkpoint", map_location=self.device)
-        if not isinstance(payload, dict) or not payload.keys() >= _CHECKPOINT_KEYS:
-            raise ValueError(f"checkpoint {path} is not a dictlab training checkpoint (its keys are wrong)")
-        saved = set(payload["members"])
+        folder = current_folder(self.workdir)
+        whole = self.workdir / CHECKPOINT_FILE
+        payload = None
+        if whole.exists():
+            payload = load_tensor_file(whole, "training checkpoint", map_location=self.device)
+            if not isinstance(payload, dict) or not payload.keys() >= _CHECKPOINT_KEYS:
+                raise ValueError(f"checkpoint {whole} is not a dictlab training checkpoint (its keys are wrong)")
+        sharded = folder is not None and (payload is None or _pointer_step(self.workdir) > payload["step"])
+        if sharded:
+            assert folder is not None
+            self._load_sharded(folder)
+        else:
+            assert payload is not None
+            if self.mesh.tp.size > 1:
+                raise ValueError(
+                    f"checkpoint {whole} was written by a run whose dictionaries were not split over latent shards; "
+                    "resume it with --tp 1"
+                )
+            self._load_whole(whole, payload)
+        log = self.workdir / LOG_FILE
+        if self.world.is_main and log.exists() and log.stat().st_size > self._resumed_log_size:
+            with open(log, "r+b") as handle:
+                handle.truncate(self._resumed_log_size)
+
+    def _check_saved(self, where: Path, members: set[str], total_steps: int, settings: str | None) -> None:
         expected = {s.member.name for s in self.states}
-        if saved != expected:
-            raise ValueError(f"checkpoint {path} holds members {sorted(saved)}, this run has {sorted(expected)}")
-        if payload["total_steps"] != self.total_steps:
+        if members != expected:
+            raise ValueError(f"checkpoint {where} holds members {sorted(members)}, this run has {sorted(expected)}")
+        if total_steps != self.total_steps:
+            raise ValueError(f"checkpoint {where} was made for {total_steps} steps, this run has {self.total_steps}")
+        if settings is not None and settings != self._settings_fingerprint():
             raise ValueError(
-                f"checkpoint {path} was made for {payload['total_steps']} steps, this run has {self.total_steps}"
-            )
-        saved_settings = payload.get("settings")
-        if saved_settings is not None and saved_settings != self._settings_fingerprint():
-            raise ValueError(
-                f"checkpoint {path} was made with other dictionaries, recipes or training settings; resume with the "
+                f"checkpoint {where} was made with other dictionaries, recipes or training settings; resume with the "
                 "settings that made it, or train into a new folder"
             )
+
+    def _load_whole(self, path: Path, payload: dict[str, Any]) -> None:
+        self._check_saved(path, set(payload["members"]), payload["total_steps"], payload.get("settings"))
         for state in self.states:
             try:
                 state.load_state_dict(payload["members"][state.member.name])
@@ -494,8 +594,27 @@ class Trainer:
                 raise ValueError(f"checkpoint {path} does not fit member {state.member.name!r}: {err}") from err
         self.generator.set_state(payload["generator"])
         self.step = payload["step"]
+        self._resumed_log_size = payload["log_size"]
         self._initialised = True
-        log = self.workdir / LOG_FILE
-        if self.world.is_main and log.exists() and log.stat().st_size > payload["log_size"]:
-            with open(log, "r+b") as handle:
-                handle.truncate(payload["log_size"])
+
+    def _load_sharded(self, folder: Path) -> None:
+        saved = read_json_object(folder / STATE_FILE, ValueError, "the checkpoint was not completed")
+        self._check_saved(folder, set(saved.get("members", {})), saved.get("total_steps", -1), saved.get("settings"))
+        load_sharded(folder, self._entries(), self.mesh)
+        for state in self.states:
+            record = saved["members"][state.member.name]
+            for group, values in zip(state.optimizer.param_groups, record["param_groups"], strict=True):
+                group.update({k: tuple(v) if k == "betas" else v for k, v in values.items()})
+            state.scheduler.load_state_dict(record["scheduler"])
+            state.train_seconds = record["train_seconds"]
+            state.resampled = record["resampled"]
+            state.first_reconstruction = record["first_reconstruction"]
+            state.last = record["last"]
+        set_generator_state(self.generator, saved["generator"])
+        self.step = saved["step"]
+        self._resumed_log_size = saved["log_size"]
+        self._initialised = True
+
+
+def _pointer_step(workdir: Path) -> int:
+    return int(read_json_object(workdir / POINTER_FILE, ValueError, "no sharded checkpoint").get("step", -1))

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from dictlab.data.store.reader import ActivationStore
 from dictlab.data.store.streaming import StoreBatches
-from dictlab.distributed import world
+from dictlab.distributed.mesh import Group
 
 
 class LaneBatches:
@@ -23,7 +23,8 @@ class LaneBatches:
 
     ``lanes`` is the number of lanes L (a multiple of the number of processes, and ``batch_size`` a multiple of
     L); the other arguments are those of :class:`StoreBatches`, with ``batch_size`` and ``buffer_rows`` counted
-    over all lanes.
+    over all lanes. ``replicas`` are the processes that split the rows (default: every process of the run; under
+    latent parallelism the data-parallel group, whose members' latent shards share their rows).
     """
 
     serves_local_rows = True
@@ -40,12 +41,13 @@ class LaneBatches:
         holdout_fraction: float = 0.05,
         scale: float = 1.0,
         max_norm_ratio: float | None = None,
+        replicas: Group | None = None,
     ) -> None:
-        here = world()
+        here = replicas if replicas is not None else Group.everyone()
         if lanes < 1 or lanes % here.size:
             raise ValueError(
-                f"--lanes {lanes} cannot be split over {here.size} processes: use a multiple of {here.size} "
-                "(the lane count is fixed when a run is created)"
+                f"--lanes {lanes} cannot be split over {here.size} data-parallel replicas: use a multiple of "
+                f"{here.size} (the lane count is fixed when a run is created)"
             )
         if batch_size % lanes:
             raise ValueError(f"--batch-size {batch_size} is not a multiple of --lanes {lanes}")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, ClassVar, Self
 import torch
 from torch import Tensor, nn
 
+from dictlab.distributed.mesh import LatentRange, Mesh
 from dictlab.models.sparse_latents import ActiveLatents
 
 if TYPE_CHECKING:
@@ -43,10 +44,31 @@ class Activation(nn.Module):
     has_inference_threshold: ClassVar[bool] = False
     """In eval mode the codes are pre·1[pre > θ] with the per-latent θ of :meth:`inference_threshold`."""
 
+    latent_parameters: ClassVar[dict[str, int]] = {}
+    """Per-latent parameters and buffers (name → latent dimension): latent shards split them."""
+    _mesh: Mesh | None = None
+    latents: LatentRange | None = None
+    """The dictionary's latents this process holds, set by :meth:`place` (None: all of them)."""
+
     @classmethod
     def from_config(cls, cfg: "DictionaryConfig") -> Self:
         """Instantiate from a validated config."""
         raise NotImplementedError
+
+    def place(self, mesh: Mesh | None, latents: LatentRange) -> None:
+        """Compute over ``mesh`` (None: data parallel over the run's processes) on the block ``latents`` of the
+        dictionary's latents; per-latent parameters of a subclass keep only that block."""
+        self._mesh = mesh
+        self.latents = latents
+
+    @property
+    def mesh(self) -> Mesh:
+        return self._mesh if self._mesh is not None else Mesh.data_parallel()
+
+    @property
+    def sharded(self) -> bool:
+        """Whether this process holds only a block of the latents (latent parallelism)."""
+        return self.latents is not None and not self.latents.whole
 
     @classmethod
     def check_config(cls, cfg: "DictionaryConfig") -> None:

@@ -1,7 +1,8 @@
 """The ReLU family: ReLU with the decoder-norm-weighted L1 penalty (the standard SAE), and JumpReLU with a learned
 per-latent threshold and an L0 penalty (Rajamanoharan et al., arXiv 2407.14435)."""
 
-from typing import TYPE_CHECKING, Any, Self
+import math
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import torch
 from torch import Tensor, nn
@@ -10,6 +11,7 @@ from dictlab.models.activations.base import Activation
 from dictlab.models.activations.registry import register_activation
 
 if TYPE_CHECKING:
+    from dictlab.distributed.mesh import LatentRange, Mesh
     from dictlab.models.config import DictionaryConfig
 
 
@@ -74,20 +76,28 @@ class _StepFunction(torch.autograd.Function):
 
 @register_activation
 class JumpReLU(Activation):
-    """f_i = pre_i·H(pre_i − θ_i) with a learned per-latent threshold θ = exp(log_threshold); L0 penalty."""
+    """f_i = pre_i·H(pre_i − θ_i) with a learned per-latent threshold θ = exp(log_threshold); L0 penalty.
+
+    ``log_threshold``: [d_sae] (this process's latents on a latent shard)."""
 
     name = "jumprelu"
     has_sparsity_penalty = True
     has_inference_threshold = True
+    latent_parameters: ClassVar[dict[str, int]] = {"log_threshold": 0}
 
     def __init__(self, d_sae: int, init_threshold: float, bandwidth: float) -> None:
         super().__init__()
         self.bandwidth = bandwidth
-        self.log_threshold = nn.Parameter(torch.full((d_sae,), float(torch.log(torch.tensor(init_threshold)))))
+        self.log_threshold = nn.Parameter(torch.full((d_sae,), math.log(init_threshold)))
 
     @classmethod
     def from_config(cls, cfg: "DictionaryConfig") -> Self:
         return cls(cfg.d_sae, cfg.jumprelu_init_threshold, cfg.jumprelu_bandwidth)
+
+    def place(self, mesh: "Mesh | None", latents: "LatentRange") -> None:
+        super().place(mesh, latents)
+        with torch.no_grad():
+            self.log_threshold = nn.Parameter(self.log_threshold[latents.start : latents.stop].clone())
 
     @property
     def threshold(self) -> Tensor:

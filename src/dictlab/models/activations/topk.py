@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Self
 import torch
 from torch import Tensor
 
-from dictlab.distributed import all_reduce_, global_kth_largest, world
+from dictlab.distributed import all_reduce_, global_kth_largest
+from dictlab.distributed.mesh import Mesh
+from dictlab.distributed.selection import row_top_entries
 from dictlab.models.activations.base import Activation, scatter_top, squared_error
 from dictlab.models.activations.registry import register_activation
 from dictlab.models.sparse_latents import ActiveLatents
@@ -59,28 +61,30 @@ class TopK(Activation):
         return cls(_k(cfg))
 
     def forward(self, pre: Tensor) -> Tensor:
-        values, indices = pre.topk(self.k, dim=-1, sorted=False)
-        return scatter_top(pre, values, indices)
+        rows, cols = row_top_entries(pre.detach(), self.k, self.mesh.tp)  # over every latent shard of the replica
+        return torch.zeros_like(pre).index_put((rows, cols), torch.relu(pre[rows, cols]))
 
     def select(self, pre: Tensor) -> ActiveLatents:
-        values, indices = pre.detach().topk(self.k, dim=-1, sorted=False)
-        return ActiveLatents.from_row_topk(values, indices, pre.shape[-1])
+        rows, cols = row_top_entries(pre.detach(), self.k, self.mesh.tp)
+        return ActiveLatents.from_entries(pre, rows, cols)
 
 
-def global_batch_top_indices(pre: Tensor, k: int) -> Tensor:
-    """Flat indices of this rank's entries among the k·B largest of the *global* batch (B rows over all ranks).
+def global_batch_top_indices(pre: Tensor, k: int, mesh: Mesh) -> Tensor:
+    """Flat indices of this rank's entries among the k·B largest of the *global* batch [B, d_sae].
 
-    In one process this is :func:`batch_top_indices` with k·batch. Across ranks, each rank's own k·B largest
-    entries contain every global winner it holds, so one all-gather of those candidates gives the global k·B-th
-    value, and each rank keeps its entries at or above it: the selection of one process over the whole batch.
+    The global batch's rows are split over ``mesh.dp`` and its latents over ``mesh.tp``, so every entry lives on
+    exactly one rank of ``mesh.all``. For a process alone this is :func:`batch_top_indices` with k·batch.
+    Otherwise each rank's own k·B largest entries contain every global winner it holds, so one all-gather of
+    those candidates gives the global k·B-th value, and each rank keeps its entries at or above it: the
+    selection of one process over the whole batch.
     """
-    if not world().distributed:
+    if mesh.all.size == 1:
         return batch_top_indices(pre, k * pre.shape[0])
-    n_global = int(all_reduce_(torch.tensor(pre.shape[0])).item())
+    n_global = int(all_reduce_(torch.tensor(pre.shape[0]), group=mesh.dp).item())
     count = k * n_global
     local = batch_top_indices(pre, min(count, pre.numel()))
     values = pre.reshape(-1)[local]
-    return local[values >= global_kth_largest(values, count)]
+    return local[values >= global_kth_largest(values, count, mesh.all)]
 
 
 @register_activation
@@ -115,7 +119,7 @@ class BatchTopK(Activation):
         if not self.training and self.threshold >= 0:
             return pre * (pre > self.threshold).to(pre.dtype)
         flat = pre.reshape(-1)
-        indices = global_batch_top_indices(pre.detach(), self.k)
+        indices = global_batch_top_indices(pre.detach(), self.k, self.mesh)
         values = flat[indices]
         codes = scatter_top(flat, values, indices).view_as(pre)
         if self.training:
@@ -126,7 +130,7 @@ class BatchTopK(Activation):
         pre = pre.detach()
         if not self.training and self.threshold >= 0:
             return ActiveLatents.from_mask(pre, pre > self.threshold)
-        active = ActiveLatents.from_flat(pre, global_batch_top_indices(pre, self.k))
+        active = ActiveLatents.from_flat(pre, global_batch_top_indices(pre, self.k, self.mesh))
         if self.training:
             self._update_threshold(active.pre)
         return active
@@ -134,13 +138,14 @@ class BatchTopK(Activation):
     def inference_threshold(self) -> Tensor | None:
         if self.threshold < 0:
             return None
-        return self.threshold.detach().expand(self.d_sae).clone()
+        size = self.latents.size if self.latents is not None else self.d_sae
+        return self.threshold.detach().expand(size).clone()
 
     @torch.no_grad()
     def _update_threshold(self, kept: Tensor) -> None:
         positive = kept[kept > 0]
         local = positive.min() if positive.numel() else kept.new_tensor(float("inf"))
-        smallest = all_reduce_(local.clone(), "min")  # the smallest kept activation of the global batch
+        smallest = all_reduce_(local.clone(), "min", self.mesh.all)  # the smallest kept of the global batch
         if not torch.isfinite(smallest):
             return
         if self.threshold < 0:
