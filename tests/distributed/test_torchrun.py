@@ -4,6 +4,7 @@ one run folder, and a run killed at world size 2 resumes at world size 1; a lane
 is refused on every rank."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,33 @@ def test_a_lane_count_the_processes_cannot_share_is_refused_on_every_rank(tiny_s
 
 
 def test_commands_that_are_not_distributed_refuse_torchrun(tmp_path: Path) -> None:
-    proc = torchrun("bench", "--preset", "smoke", "--out", tmp_path / "bench")
-    assert proc.returncode != 0 and proc.stderr.count("`dictlab bench` runs in one process") == 2
-    assert not (tmp_path / "bench").exists()
+    proc = torchrun("reproduce", "table1", "--out", tmp_path / "table1")
+    assert proc.returncode != 0 and proc.stderr.count("`dictlab reproduce` runs in one process") == 2
+    assert not (tmp_path / "table1").exists()
+
+
+def _without_timings(path: Path) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("wall_s", "samples_per_s", "eval_s")} for r in json.loads(
+        path.read_text())]  # fmt: skip
+
+
+def test_the_bench_spread_over_two_processes_is_the_one_process_bench(tmp_path: Path) -> None:
+    """Dictionary parallelism: the bench's training passes (one per method, one per sweep) run on process
+    i mod 2; every run is trained alone from its own data stream and generator, so it is bit for bit the run one
+    process makes (one process with one thread, as torchrun gives each of its processes)."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    single = subprocess.run(
+        [sys.executable, "-m", "dictlab", "bench", "--preset", "smoke", "--out", str(one), "--no-progress"],
+        capture_output=True, text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-2000:]
+    proc = torchrun("bench", "--preset", "smoke", "--out", two, "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("results.json", "sweep.json"):
+        assert _without_timings(one / name) == _without_timings(two / name)
+    weights = sorted(p.relative_to(one) for p in one.glob("runs/*/weights.safetensors"))
+    assert len(weights) >= 14 and weights == sorted(p.relative_to(two) for p in two.glob("runs/*/weights.safetensors"))
+    for path in weights:
+        assert (one / path).read_bytes() == (two / path).read_bytes(), path
+    assert (one / "run.json").read_text() == (two / "run.json").read_text()
+    assert (two / "report.html").is_file()

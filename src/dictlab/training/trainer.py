@@ -183,6 +183,8 @@ class Trainer:
         self.device = torch.device(device)
         self.world = world()
         self.mesh = mesh if mesh is not None else Mesh.data_parallel()
+        self.writer = self.mesh.all.rank == 0
+        """Whether this process writes the log and checkpoints (the first of the processes training together)."""
         for member in members:
             if member.model.mesh != self.mesh:
                 raise ValueError(f"member {member.name!r}: its dictionary was built for another process layout")
@@ -208,11 +210,11 @@ class Trainer:
         self._initialised = False
         self._resumed_log_size = 0
         if self.workdir is not None:
-            if self.world.is_main and self.workdir.is_dir():
+            if self.writer and self.workdir.is_dir():
                 remove_stale_temporaries(self.workdir)
             if (self.workdir / CHECKPOINT_FILE).exists() or current_folder(self.workdir) is not None:
                 self._load_checkpoint()
-            elif self.world.is_main:  # killed before its first checkpoint: the log's lines would be repeated
+            elif self.writer:  # killed before its first checkpoint: the log's lines would be repeated
                 (self.workdir / LOG_FILE).unlink(missing_ok=True)
 
     # ---------------------------------------------------------------- data
@@ -448,7 +450,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- persistence
     def _log(self) -> None:
-        if self.workdir is None or not self.world.is_main:
+        if self.workdir is None or not self.writer:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / LOG_FILE, "a", encoding="utf-8") as handle:
@@ -475,10 +477,10 @@ class Trainer:
             return
         if self.mesh.tp.size > 1:  # every process writes its shards (collective)
             save_sharded(self.workdir, self.step, self._entries(), self._sharded_state(), self.mesh)
-            if self.world.is_main:
+            if self.writer:
                 (self.workdir / CHECKPOINT_FILE).unlink(missing_ok=True)
             return
-        if not self.world.is_main:
+        if not self.writer:
             return
         payload = {
             "step": self.step,
@@ -569,7 +571,7 @@ class Trainer:
                 )
             self._load_whole(whole, payload)
         log = self.workdir / LOG_FILE
-        if self.world.is_main and log.exists() and log.stat().st_size > self._resumed_log_size:
+        if self.writer and log.exists() and log.stat().st_size > self._resumed_log_size:
             with open(log, "r+b") as handle:
                 handle.truncate(self._resumed_log_size)
 

@@ -25,6 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dictlab.data import DataView, LRBDataset, generate_lrb
 from dictlab.devices import check_device
+from dictlab.distributed import world
+from dictlab.distributed.mesh import Mesh
+from dictlab.distributed.plan import my_units, on_every_process
 from dictlab.files.atomic import atomic_write_text
 from dictlab.metrics import evaluate_dictionary, recovery_probe
 from dictlab.models import SparseDictionary, save_dictionary
@@ -156,14 +159,14 @@ def _train_runs(
     members = []
     for spec in specs:
         generator = torch.Generator().manual_seed(preset.model_seed)
-        model = SparseDictionary(spec.dictionary, generator)
+        model = SparseDictionary(spec.dictionary, generator, mesh=Mesh.alone())
         anchors = anchors_for(view, anchor_ids) if spec.anchored and len(anchor_ids) else None
         excluded = anchor_ids if anchors is not None else ()
         probe = recovery_probe(view.truth.features_in, view.truth.features_out, excluded)
         members.append(Member(spec.name, model, spec.recipe, view.materialize, anchors, probe))
     train = preset.train.model_copy(update={"progress": progress})
     batches = ShuffledBatches(dataset.codes("train"), train.batch_size, train.seed)
-    trainer = Trainer(members, batches, train, workdir=out / "train" / group, device=device)
+    trainer = Trainer(members, batches, train, workdir=out / "train" / group, device=device, mesh=Mesh.alone())
     summaries = trainer.fit()
     log_lines = read_training_log(out / "train" / group)
     records = []
@@ -246,7 +249,8 @@ def _run_bench(
     echo(f"generated LRB data in {time.perf_counter() - started:.1f}s; achieved max interference {interference}")
     views = {kind: dataset.view(kind).to(device) for kind in {m.kind for m in methods}}
     for kind, view in views.items():
-        view.truth.save(out / "data" / f"ground_truth_{kind}.safetensors")
+        if world().is_main:
+            view.truth.save(out / "data" / f"ground_truth_{kind}.safetensors")
     anchor_ids = choose_anchor_features(preset.data.n_features, preset.n_anchors, preset.anchor_seed)
 
     def train_group(group: str, specs: list[RunSpec], view: DataView) -> list[BenchRecord]:
@@ -256,32 +260,46 @@ def _run_bench(
             return finished
         return _train_runs(group, specs, preset, dataset, view, anchor_ids, out, device, request.progress)
 
-    records: list[BenchRecord] = []
+    groups: list[tuple[str, list[RunSpec], DataView]] = []
     for method in methods:
         view = views[method.kind]
-        pair = train_group(
-            method.name, [run_spec(preset, method.name, anchored, view) for anchored in (False, True)], view
+        groups.append(
+            (method.name, [run_spec(preset, method.name, anchored, view) for anchored in (False, True)], view)
         )
-        records.extend(pair)
-        atomic_write_text(out / "results.json", records_json(records))
-        echo(
-            f"{method.name}: decoder GT@0.95 {pair[0].gt_recovery_dec:.1%} / +FA {pair[1].gt_recovery_dec:.1%}, "
-            f"{pair[0].samples_per_s:.0f} samples/s"
-        )
-    sweep: list[BenchRecord] = []
     for method in methods if request.sweep else ():
+        view = views[method.kind]
         coefficients = sweep_coefficients(preset, method.name)
-        if coefficients:
-            view = views[method.kind]
-            specs = [run_spec(preset, method.name, False, view, coefficient=c) for c in coefficients]
-            sweep.extend(runs := train_group(f"{method.name}-sweep", specs, view))
-            atomic_write_text(out / "sweep.json", records_json(sweep))
-            echo(
-                f"{method.name} sweep: "
-                + ", ".join(
-                    f"{r.sparsity_coefficient:g} → L0 {r.l0:.1f}, decoder GT {r.gt_recovery_dec:.1%}" for r in runs
-                )
+        specs = [run_spec(preset, method.name, False, view, coefficient=c) for c in coefficients]
+        if specs:
+            groups.append((f"{method.name}-sweep", specs, view))
+
+    def my_groups() -> dict[int, list[str]]:  # under torchrun each process trains its share of the passes
+        return {i: [record_json(r) for r in train_group(*groups[i])] for i in my_units(len(groups))}
+
+    done: dict[int, list[str]] = {}
+    for share in on_every_process(my_groups):
+        done.update(share)
+    by_group = [[BenchRecord.model_validate_json(text) for text in done[i]] for i in range(len(groups))]
+    records = [
+        r for (name, _, _), runs in zip(groups, by_group, strict=True) if not name.endswith("-sweep") for r in runs
+    ]
+    sweep = [r for (name, _, _), runs in zip(groups, by_group, strict=True) if name.endswith("-sweep") for r in runs]
+    for (name, _, _), runs in zip(groups, by_group, strict=True):
+        if name.endswith("-sweep"):
+            described = (
+                f"{r.sparsity_coefficient:g} → L0 {r.l0:.1f}, decoder GT {r.gt_recovery_dec:.1%}" for r in runs
             )
+            echo(f"{name.removesuffix('-sweep')} sweep: " + ", ".join(described))
+        else:
+            echo(
+                f"{name}: decoder GT@0.95 {runs[0].gt_recovery_dec:.1%} / +FA {runs[1].gt_recovery_dec:.1%}, "
+                f"{runs[0].samples_per_s:.0f} samples/s"
+            )
+    if not world().is_main:
+        return BenchResult(records, sweep)
+    atomic_write_text(out / "results.json", records_json(records))
+    if sweep:
+        atomic_write_text(out / "sweep.json", records_json(sweep))
     result = BenchResult(records, sweep)
     write_bench_report(out, preset, result.records, result.sweep, request.preset, request.device, interference)
     echo(console_table(records))
