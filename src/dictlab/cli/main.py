@@ -20,7 +20,7 @@ from dictlab.report.index_html import write_report_index
 from dictlab.reproductions.bench import PRESETS, BenchRequest, run_bench
 from dictlab.reproductions.registry import REPRODUCTIONS, ReproduceRequest, reproduction_help, run_reproduction
 
-DISTRIBUTED_COMMANDS = ("train",)
+DISTRIBUTED_COMMANDS = ("train", "capture", "bench")
 """Commands that run over several processes under torchrun."""
 
 

@@ -1,17 +1,24 @@
-"""Capture activations of a transformers model into an activation store (``dictlab capture``).
+"""Capture activations of a transformers model into an activation store (``dictlab capture``), in one process or
+over the processes of ``torchrun``.
 
 Forward hooks on every requested module collect their outputs in one forward pass; the pass stops right after the
-last hooked module fires, so later blocks and the LM head never run. Texts are shuffled (seeded), then sorted by
-token length inside windows of ``bucket_batches`` batches, which removes most padding while keeping the store's
-order mixed. Padding, special tokens and the first ``skip_first`` positions of every text are dropped (see
-:mod:`dictlab.lm.positions`). The batch sequence is a pure function of the corpus and the settings, and the store's
-cursor counts committed batches, so a killed capture re-run with the same command resumes exactly where its last
-committed shard ended.
+last hooked module fires, so later blocks and the LM head never run. The texts of every forward batch and the
+batches of every shard are planned from tokenization alone, before any forward pass (see
+:mod:`dictlab.lm.capture_plan`). Padding, special tokens and the first ``skip_first`` positions of every text are
+dropped (see :mod:`dictlab.lm.positions`).
+
+Under ``torchrun`` with W processes, shard j is captured by process j mod W, in rounds of W shards: each process
+writes its shard's files, then process 0 alone lists the round's shards in the manifest, in shard order. A failure
+on any process is sent to all of them at the end of the round, so every process stops with an error. The store's
+cursor counts committed batches, so a killed capture re-run with the same command, at any number of processes,
+resumes exactly where its last committed shard ended, and the store holds the same bytes as a one-process capture.
 """
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -19,28 +26,22 @@ from torch import Tensor
 
 from dictlab.data.store import StoreError, StoreManifest, StoreWriter, read_manifest
 from dictlab.data.store.manifest import MANIFEST_FILE
+from dictlab.data.store.writer import WrittenShard, write_shard_files
 from dictlab.devices import check_device
+from dictlab.distributed import any_rank, broadcast_object, world
 from dictlab.lm.capture_config import TORCH_DTYPES, CaptureConfig
+from dictlab.lm.capture_plan import CapturePlan, PlannedShard, plan_capture
 from dictlab.lm.loading import LanguageModel, load_language_model
 from dictlab.lm.modules import output_tensor, resolve_modules
 from dictlab.lm.positions import kept_positions
 from dictlab.outputs import RunIdentity, check_output, claim_output, file_fingerprint
-from dictlab.progress import progress_bar
+from dictlab.progress import Progress, progress_bar
+
+T = TypeVar("T")
 
 
 class _StopForward(Exception):
     """Raised by the last hook: everything needed has been captured."""
-
-
-def batch_plan(lengths: list[int], batch_size: int, bucket_batches: int, seed: int) -> list[list[int]]:
-    """Text indices of every forward batch: shuffle, then sort by length within windows of ``bucket_batches``."""
-    order = np.random.default_rng(seed).permutation(len(lengths))
-    window = batch_size * bucket_batches
-    batches = []
-    for start in range(0, len(order), window):
-        bucket = sorted(order[start : start + window].tolist(), key=lambda i: lengths[i])
-        batches.extend(bucket[b : b + batch_size] for b in range(0, len(bucket), batch_size))
-    return batches
 
 
 class ActivationCatcher:
@@ -74,7 +75,7 @@ class ActivationCatcher:
             handle.remove()
 
 
-def module_widths(lm: LanguageModel, names: list[str], device: str) -> dict[str, int]:
+def module_widths(lm: LanguageModel, names: list[str], device: str | torch.device) -> dict[str, int]:
     """Output width of every module, from one forward pass on a short text."""
     batch = lm.tokenizer(["width probe"], return_tensors="pt")
     catcher = ActivationCatcher(lm.model, names)
@@ -86,23 +87,6 @@ def module_widths(lm: LanguageModel, names: list[str], device: str) -> dict[str,
     finally:
         catcher.remove()
     return {name: int(outputs[name].shape[-1]) for name in names}
-
-
-def _encoded_batches(
-    lm: LanguageModel, texts: list[str], plan: list[list[int]], config: CaptureConfig, first: int
-) -> Iterator[tuple[int, list[int], dict[str, Tensor]]]:
-    """(batch number, text ids, tokenizer output) of every batch from ``first`` on."""
-    for number in range(first, len(plan)):
-        ids = plan[number]
-        encoded = lm.tokenizer(
-            [texts[i] for i in ids],
-            padding=True,
-            truncation=True,
-            max_length=config.max_length,
-            return_special_tokens_mask=True,
-            return_tensors="pt",
-        )
-        yield number, ids, encoded
 
 
 def batch_rows(
@@ -139,110 +123,255 @@ def _has_shards(out: Path) -> bool:
     return (out / MANIFEST_FILE).is_file() and read_manifest(out).rows > 0
 
 
-def capture(config: CaptureConfig, echo: Callable[[str], None] = print) -> StoreManifest:
-    """Run (or resume) a capture; returns the final manifest.
+class PeerFailed(ValueError):
+    """Another process of a distributed capture failed; the message names it and its error."""
 
-    Inputs are loaded and checked before ``config.out`` is claimed (see :mod:`dictlab.outputs.claim`).
-    """
+
+def _describe(error: Exception | None) -> str | None:
+    """One line for ``error`` (None for None), as it travels to the other processes."""
+    if error is None:
+        return None
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if isinstance(error, ValueError | OSError) else f"{type(error).__name__}: {text}"
+
+
+def _attempt(step: Callable[[], T]) -> tuple[T | None, Exception | None]:
+    """``(step(), None)``, or ``(None, the exception it raised)``."""
+    try:
+        return step(), None
+    except Exception as err:
+        return None, err
+
+
+def _gather(value: Any) -> list[Any]:
+    """[``value`` of process 0, of process 1, ...] on every process (``[value]`` in one process)."""
+    here = world()
+    return [broadcast_object(value if here.rank == rank else None, rank) for rank in range(here.size)]
+
+
+def _raise_first(error: Exception | None, messages: dict[int, str | None]) -> None:
+    """Raise if a process failed: this process's own ``error``, else PeerFailed naming the first in ``messages``
+    ({rank: error line or None})."""
+    if error is not None:
+        raise error
+    for rank, message in messages.items():
+        if message is not None:
+            raise PeerFailed(f"process {rank} of {world().size} failed: {message}")
+
+
+def _on_every_process(step: Callable[[], T]) -> T:
+    """``step()`` on every process; if it raises on any of them, every process raises (none waits for the rest)."""
+    value, error = _attempt(step)
+    _raise_first(error, dict(enumerate(_gather(_describe(error)))))
+    return cast(T, value)
+
+
+def _on_main(step: Callable[[], T]) -> T:
+    """``step()`` on process 0 only; its result (picklable), or its error, on every process."""
+    value, error = _attempt(step) if world().is_main else (None, None)
+    value, message = broadcast_object((value, _describe(error)))
+    _raise_first(error, {0: message})
+    return cast(T, value)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """Everything a capture needs before its output folder is claimed; the same plan on every process."""
+
+    lm: LanguageModel
+    device: torch.device
+    names: list[str]
+    widths: dict[str, int]
+    texts: list[str]
+    labels: np.ndarray
+    label_names: list[str]
+    plan: CapturePlan
+
+
+def _prepare(config: CaptureConfig) -> _Inputs:
+    """Check the device and ``--out``, load the corpus and the model, plan the batches and shards."""
     from dictlab.data.corpora import load_corpus
 
-    check_device(config.device)
+    device = check_device(config.device)
     check_output(config.out, capture_identity(config), config.overwrite)
     corpus = load_corpus(config.corpus)
     if config.max_per_class:
         corpus = corpus.balanced(config.max_per_class, config.seed)
     texts = corpus.texts[: config.max_texts] if config.max_texts else corpus.texts
-    lm = load_language_model(config.model, TORCH_DTYPES[config.model_dtype], config.device)
+    lm = load_language_model(config.model, TORCH_DTYPES[config.model_dtype], device)
     names = resolve_modules(lm.model, list(config.module))
-    widths = module_widths(lm, names, config.device)
+    widths = module_widths(lm, names, device)
+    plan = plan_capture(lm.tokenizer, texts, config)
+    if plan.rows == 0:
+        raise StoreError(
+            f"{config.out}: the capture would keep no rows (every position of {len(texts):,} texts is padding, "
+            f"special or among the first --skip-first {config.skip_first}); nothing was written"
+        )
+    labels = np.asarray(corpus.labels[: len(texts)])
+    return _Inputs(lm, device, names, widths, texts, labels, corpus.label_names, plan)
+
+
+def _check_same_plan(plan: CapturePlan) -> None:
+    """ValueError on every process unless all planned the same batches and shards."""
+    digest = plan.digest()
+    if any_rank(broadcast_object(digest) != digest):
+        raise ValueError(
+            "the processes planned different captures (other texts, tokenizer or settings): every process must "
+            "read the same corpus and model"
+        )
+
+
+def capture(config: CaptureConfig, echo: Callable[[str], None] = print) -> StoreManifest:
+    """Run (or resume) a capture, in one process or on every process of a ``torchrun`` group; returns the final
+    manifest. Inputs are loaded and checked before ``config.out`` is claimed (see :mod:`dictlab.outputs.claim`)."""
+    say = echo if world().is_main else _silent
+    inputs = _on_every_process(lambda: _prepare(config))
+    _check_same_plan(inputs.plan)
     with claim_output(config.out, capture_identity(config), config.overwrite, _has_shards):
-        return _capture(config, lm, names, widths, texts, corpus.labels, corpus.label_names, echo)
+        return _capture(config, inputs, say)
 
 
-def _capture(
-    config: CaptureConfig,
-    lm: LanguageModel,
-    names: list[str],
-    widths: dict[str, int],
-    texts: list[str],
-    labels: np.ndarray,
-    label_names: list[str],
-    echo: Callable[[str], None],
-) -> StoreManifest:
+def _silent(_message: str) -> None:
+    pass
+
+
+@dataclass
+class _Run:
+    """What a process holds while it captures its shards; only process 0 has the manifest's ``writer``."""
+
+    config: CaptureConfig
+    inputs: _Inputs
+    manifest: StoreManifest
+    """The store's layout (on process 0, the writer's own manifest)."""
+    catcher: ActivationCatcher
+    bar: Progress[Any]
+    writer: StoreWriter | None
+
+    def main_writer(self) -> StoreWriter:
+        if self.writer is None:
+            raise RuntimeError(f"process {world().rank} holds no store writer; only process 0 writes the manifest")
+        return self.writer
+
+
+def _open_store(config: CaptureConfig, inputs: _Inputs) -> tuple[StoreWriter, int]:
+    """Create or reopen the store (deleting uncommitted files); the writer and the first shard left to capture."""
     writer = StoreWriter.open(
-        config.out,
-        lm.name,
-        widths,
-        config.dtype,
-        config.settings(),
-        np.asarray(labels[: len(texts)]),
-        label_names,
+        config.out, inputs.lm.name, inputs.widths, config.dtype, config.settings(), inputs.labels, inputs.label_names
     )
-    manifest = writer.manifest
-    if manifest.complete or (config.max_tokens is not None and manifest.tokens_seen >= config.max_tokens):
-        writer.finish()
+    if writer.manifest.complete:
+        return writer, len(inputs.plan.shards)
+    return writer, inputs.plan.first_pending(writer.manifest, config.out)
+
+
+def _capture(config: CaptureConfig, inputs: _Inputs, echo: Callable[[str], None]) -> StoreManifest:
+    opened: list[StoreWriter] = []
+
+    def open_on_main() -> tuple[str, int]:
+        writer, first = _open_store(config, inputs)
+        opened.append(writer)
+        return writer.manifest.model_dump_json(), first
+
+    layout, first = _on_main(open_on_main)  # the other processes write nothing before process 0 has cleaned up
+    writer = opened[0] if opened else None
+    manifest = writer.manifest if writer is not None else StoreManifest.model_validate_json(layout)
+    if manifest.complete:
         echo(f"{config.out}: capture already complete ({manifest.rows:,} rows)")
         return manifest
-    lengths = [len(ids) for ids in lm.tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]]
-    plan = batch_plan(lengths, config.batch_size, config.bucket_batches, config.seed)
     if manifest.batches_done:
         echo(f"{config.out}: resuming after batch {manifest.batches_done} ({manifest.rows:,} rows committed)")
-    buffers: dict[str, list[np.ndarray]] = {n: [] for n in names}
-    index_buffer: list[np.ndarray] = []
-    buffered = 0
-    tokens, texts_done = manifest.tokens_seen, manifest.texts_done
-    catcher = ActivationCatcher(lm.model, names)
+    catcher = ActivationCatcher(inputs.lm.model, inputs.names)
     bar = progress_bar(
-        total=config.max_tokens,
-        initial=tokens,
+        total=inputs.plan.tokens,
+        initial=manifest.tokens_seen,
         unit=" tok",
         unit_scale=True,
-        enabled=config.progress,
-        desc=f"capture {','.join(names)}",
+        enabled=config.progress and world().is_main,
+        desc=f"capture {','.join(inputs.names)}",
     )
-
-    def commit(batches_done: int) -> None:
-        nonlocal buffered
-        rows = {n: np.concatenate(b) if b else np.empty((0, widths[n]), np.float32) for n, b in buffers.items()}
-        index = np.concatenate(index_buffer) if index_buffer else np.empty(0, np.int64)
-        writer.commit(rows, index, batches_done, texts_done, tokens)
-        for b in buffers.values():
-            b.clear()
-        index_buffer.clear()
-        buffered = 0
-
+    run = _Run(config, inputs, manifest, catcher, bar, writer)
     try:
         with torch.inference_mode(), bar:
-            for number, ids, encoded in _encoded_batches(lm, texts, plan, config, manifest.batches_done):
-                keep = kept_positions(
-                    encoded["attention_mask"], encoded["special_tokens_mask"], config.skip_first, config.drop_special
-                )
-                outputs = catcher.run(
-                    lm.model,
-                    input_ids=encoded["input_ids"].to(config.device),
-                    attention_mask=encoded["attention_mask"].to(config.device),
-                )
-                rows, index = batch_rows(outputs, keep, ids, config.pool)
-                for name in names:
-                    buffers[name].append(rows[name])
-                index_buffer.append(index)
-                buffered += len(index)
-                tokens += int(keep.sum())
-                texts_done += len(ids)
-                bar.update(int(keep.sum()))
-                last = config.max_tokens is not None and tokens >= config.max_tokens
-                if buffered >= config.shard_rows or last or number == len(plan) - 1:
-                    commit(number + 1)
-                if last:
-                    break
+            size = world().size
+            for start in range(first - first % size, len(inputs.plan.shards), size):
+                _capture_round(run, start, first)
     finally:
         catcher.remove()
-    if writer.manifest.rows == 0:
-        raise StoreError(
-            f"{config.out}: the capture kept no rows (every position of {len(texts):,} texts was padding, special or "
-            f"among the first --skip-first {config.skip_first}); nothing was written"
-        )
+    final = StoreManifest.model_validate_json(_on_main(lambda: _finish(run)))
+    echo(f"{config.out}: {final.rows:,} rows from {final.texts_done:,} texts, modules {', '.join(inputs.names)}")
+    return final
+
+
+def _finish(run: _Run) -> str:
+    writer = run.main_writer()
     writer.finish()
-    m = writer.manifest
-    echo(f"{config.out}: {m.rows:,} rows from {m.texts_done:,} texts, modules {', '.join(names)}")
-    return m
+    return writer.manifest.model_dump_json()
+
+
+def _capture_round(run: _Run, start: int, first: int) -> None:
+    """Shards ``start`` to ``start + W - 1`` (those from ``first`` on): each process captures its own, then process
+    0 commits them in order, up to the first that failed; every process raises if any failed."""
+    here = world()
+    shards = run.inputs.plan.shards
+    mine = start + here.rank
+    shard = shards[mine] if first <= mine < len(shards) else None
+    written, error = _attempt(lambda: None if shard is None else _capture_shard(run, shard))
+    results: list[tuple[WrittenShard | None, str | None]] = _gather((written, _describe(error)))
+    _on_main(lambda: _commit_round(run, start, first, results))
+    _raise_first(error, {rank: message for rank, (_, message) in enumerate(results)})
+
+
+def _commit_round(run: _Run, start: int, first: int, results: list[tuple[WrittenShard | None, str | None]]) -> None:
+    """List the round's written shards in the manifest, in shard order, up to the first failed one."""
+    writer = run.main_writer()
+    shards = run.inputs.plan.shards
+    for rank, (written, message) in enumerate(results):
+        number = start + rank
+        if not first <= number < len(shards):
+            continue
+        if message is not None or written is None:
+            return  # this shard and the ones after it are captured again on resume
+        shard = shards[number]
+        writer.record(written, shard.stop, shard.texts_done, shard.tokens_seen)
+        if rank != world().rank:
+            run.bar.update(shard.tokens)  # process 0 counted its own shard batch by batch
+
+
+def _capture_shard(run: _Run, shard: PlannedShard) -> WrittenShard:
+    """Forward the batches of ``shard`` and write its files; StoreError if they keep other rows than planned."""
+    inputs, config = run.inputs, run.config
+    blocks: dict[str, list[np.ndarray]] = {name: [] for name in inputs.names}
+    index: list[np.ndarray] = []
+    tokens = 0
+    for number in range(shard.start, shard.stop):
+        ids = inputs.plan.batches[number]
+        encoded = inputs.lm.tokenizer(
+            [inputs.texts[i] for i in ids],
+            padding=True,
+            truncation=True,
+            max_length=config.max_length,
+            return_special_tokens_mask=True,
+            return_tensors="pt",
+        )
+        keep = kept_positions(
+            encoded["attention_mask"], encoded["special_tokens_mask"], config.skip_first, config.drop_special
+        )
+        outputs = run.catcher.run(
+            inputs.lm.model,
+            input_ids=encoded["input_ids"].to(inputs.device),
+            attention_mask=encoded["attention_mask"].to(inputs.device),
+        )
+        rows, text_ids = batch_rows(outputs, keep, ids, config.pool)
+        for name in inputs.names:
+            blocks[name].append(rows[name])
+        index.append(text_ids)
+        tokens += int(keep.sum())
+        run.bar.update(int(keep.sum()))
+    text_index = np.concatenate(index)
+    if (len(text_index), tokens) != (shard.rows, shard.tokens):
+        raise StoreError(
+            f"batches {shard.start}-{shard.stop - 1} kept {len(text_index):,} rows from {tokens:,} tokens, but their "
+            f"texts tokenized one by one gave {shard.rows:,} rows from {shard.tokens:,}: this tokenizer encodes "
+            "padded batches differently, so the shard plan cannot be computed ahead"
+        )
+    rows = {name: np.concatenate(parts) for name, parts in blocks.items()}
+    return write_shard_files(config.out, run.manifest, shard.file or "", rows, text_index)

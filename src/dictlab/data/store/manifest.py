@@ -47,16 +47,30 @@ class RunningStats(BaseModel):
     norm_sq_sum: float = Field(default=0.0, ge=0)
     norm_max: float = Field(default=0.0, ge=0)
 
-    def add(self, rows: np.ndarray) -> None:
-        """Accumulate a [n, width] block."""
+    @classmethod
+    def of(cls, rows: np.ndarray) -> "RunningStats":
+        """The sums of one [n, width] block."""
         block = rows.astype(np.float64, copy=False)
         norms = np.linalg.norm(block, axis=1)
-        total = block.sum(axis=0)
-        self.sum = (np.asarray(self.sum) + total).tolist() if self.sum else total.tolist()
-        self.rows += int(block.shape[0])
-        self.norm_sum += float(norms.sum())
-        self.norm_sq_sum += float((norms**2).sum())
-        self.norm_max = max(self.norm_max, float(norms.max(initial=0.0)))
+        return cls(
+            rows=int(block.shape[0]),
+            sum=block.sum(axis=0).tolist(),
+            norm_sum=float(norms.sum()),
+            norm_sq_sum=float((norms**2).sum()),
+            norm_max=float(norms.max(initial=0.0)),
+        )
+
+    def merge(self, other: "RunningStats") -> None:
+        """Add the sums of ``other`` (blocks merged in the same order give the same bits wherever computed)."""
+        self.sum = (np.asarray(self.sum) + np.asarray(other.sum)).tolist() if self.sum else list(other.sum)
+        self.rows += other.rows
+        self.norm_sum += other.norm_sum
+        self.norm_sq_sum += other.norm_sq_sum
+        self.norm_max = max(self.norm_max, other.norm_max)
+
+    def add(self, rows: np.ndarray) -> None:
+        """Accumulate a [n, width] block."""
+        self.merge(RunningStats.of(rows))
 
     @property
     def mean(self) -> np.ndarray:

@@ -5,8 +5,13 @@ Commit protocol: the shard files of a commit (one per module plus the text index
 their final names, then the manifest that lists them and advances the cursor replaces the old one atomically.
 A kill before the manifest is replaced leaves unlisted files, which :meth:`StoreWriter.open` deletes; the rows they
 held are captured again from the unchanged cursor.
+
+The two halves can run in different processes: :func:`write_shard_files` writes one shard's files and returns what
+the manifest needs (:class:`WrittenShard`); :meth:`StoreWriter.record` lists it, in shard order, in the one process
+that owns the manifest.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,7 @@ from dictlab.data.store.manifest import (
     MANIFEST_FILE,
     TEXT_INDEX_DIR,
     ModuleEntry,
+    RunningStats,
     ShardEntry,
     StoreDtype,
     StoreError,
@@ -29,6 +35,40 @@ from dictlab.data.store.manifest import (
 from dictlab.data.store.shards import write_shard
 from dictlab.outputs.identity import RUN_FILE
 from dictlab.outputs.lock import LOCK_FILE
+
+
+@dataclass(frozen=True)
+class WrittenShard:
+    """A shard whose files are on disk, not yet in the manifest: its file name (None when it holds no rows), its
+    row count and the statistics of every module's block."""
+
+    file: str | None
+    rows: int
+    stats: dict[str, RunningStats]
+
+
+def write_shard_files(
+    root: Path, manifest: StoreManifest, file: str, rows: dict[str, np.ndarray], text_index: np.ndarray
+) -> WrittenShard:
+    """Write shard ``file`` of the store at ``root`` (laid out as ``manifest`` says): ``rows[module]`` [n, width]
+    for every module and the [n] text index. Nothing is written for n = 0, or when any block is malformed."""
+    n = int(text_index.shape[0])
+    for entry in manifest.modules:
+        block = rows.get(entry.name)
+        if block is None or block.shape != (n, entry.width):
+            shape = None if block is None else list(block.shape)
+            raise StoreError(f"commit for module {entry.name!r}: expected [{n}, {entry.width}] rows, got {shape}")
+        if not np.isfinite(block).all():
+            raise StoreError(f"module {entry.name!r} produced NaN or Inf activations; nothing was written")
+    if not n:
+        return WrittenShard(None, 0, {})
+    write_shard(root / TEXT_INDEX_DIR / file, text_index.astype(np.int64))
+    stats = {}
+    for entry in manifest.modules:
+        block = rows[entry.name].astype(manifest.dtype, copy=False)
+        write_shard(root / entry.folder / file, block)
+        stats[entry.name] = RunningStats.of(block)
+    return WrittenShard(file, n, stats)
 
 
 class StoreWriter:
@@ -92,23 +132,28 @@ class StoreWriter:
     ) -> None:
         """Append one shard: ``rows[module]`` [n, width] for every module and the [n] text index, then advance the
         cursor to ``batches_done`` / ``texts_done`` / ``tokens_seen`` (totals, not increments)."""
+        written = write_shard_files(self.root, self.manifest, self.next_file, rows, text_index)
+        self.record(written, batches_done, texts_done, tokens_seen)
+
+    @property
+    def next_file(self) -> str:
+        """File name of the next shard."""
+        return shard_name(len(self.manifest.shards))
+
+    def record(self, written: WrittenShard, batches_done: int, texts_done: int, tokens_seen: int) -> None:
+        """List ``written`` (whose files are complete on disk) as the next shard and advance the cursor to the
+        totals ``batches_done`` / ``texts_done`` / ``tokens_seen``; StoreError if it is not the next shard."""
         manifest = self.manifest
-        n = int(text_index.shape[0])
-        for entry in manifest.modules:
-            block = rows.get(entry.name)
-            if block is None or block.shape != (n, entry.width):
-                shape = None if block is None else list(block.shape)
-                raise StoreError(f"commit for module {entry.name!r}: expected [{n}, {entry.width}] rows, got {shape}")
-            if not np.isfinite(block).all():
-                raise StoreError(f"module {entry.name!r} produced NaN or Inf activations; nothing was written")
-        name = shard_name(len(manifest.shards))
-        if n:
-            write_shard(self.root / TEXT_INDEX_DIR / name, text_index.astype(np.int64))
+        if written.rows:
+            if written.file != self.next_file or set(written.stats) != {m.name for m in manifest.modules}:
+                raise StoreError(
+                    f"{self.root}: shard {written.file} of modules {sorted(written.stats)} cannot follow "
+                    f"{len(manifest.shards)} committed shards of modules {[m.name for m in manifest.modules]}; "
+                    f"the next shard is {self.next_file}"
+                )
             for entry in manifest.modules:
-                block = rows[entry.name].astype(manifest.dtype, copy=False)
-                write_shard(self.root / entry.folder / name, block)
-                entry.stats.add(block)
-            manifest.shards.append(ShardEntry(file=name, rows=n))
+                entry.stats.merge(written.stats[entry.name])
+            manifest.shards.append(ShardEntry(file=self.next_file, rows=written.rows))
         manifest.batches_done = batches_done
         manifest.texts_done = texts_done
         manifest.tokens_seen = tokens_seen
