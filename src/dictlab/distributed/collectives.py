@@ -53,20 +53,18 @@ def local_share(rows: Tensor, group: Group | None = None) -> Tensor:
 
 
 def sum_gradients_(parameters: Iterable[torch.nn.Parameter], group: Group | None = None) -> None:
-    """Sum every parameter's gradient over ``group`` in one flat all-reduce (parameters without a gradient
-    count as zero, so every rank sends the same layout)."""
+    """Sum every parameter's gradient over ``group``, in place, one all-reduce per parameter (a parameter
+    without a gradient gets a zero one, so every rank reduces the same tensors). In place, so the reduction needs
+    no second copy of the gradients."""
     group = _group(group)
     if group.size == 1:
         return
-    params = list(parameters)
-    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    flat = torch.cat([g.reshape(-1) for g in grads])
-    dist.all_reduce(flat, group=group.handle)
-    offset = 0
-    for param, grad in zip(params, grads, strict=True):
-        n = grad.numel()
-        param.grad = flat[offset : offset + n].view_as(grad).clone()
-        offset += n
+    for param in parameters:
+        if param.grad is None:
+            param.grad = torch.zeros_like(param)
+        elif not param.grad.is_contiguous():  # e.g. the sparse path's transposed W_enc gradient
+            param.grad = param.grad.contiguous()
+        dist.all_reduce(param.grad, group=group.handle)
 
 
 def all_gather_cat(tensor: Tensor, group: Group, dim: int = 0) -> Tensor:

@@ -9,12 +9,13 @@ from dictlab.diagnostics.diagnose import DiagnoseOptions, Diagnostics, diagnose_
 from dictlab.diagnostics.problem import DiagnosticsInputError
 from dictlab.diagnostics.sources import load_data, load_source
 from dictlab.files.atomic import atomic_write_text
+from dictlab.models.io import weight_files
 from dictlab.outputs import RunIdentity, check_output, claim_output, file_fingerprint, folder_fingerprints, staged
 from dictlab.report.diagnostic_figures import plot_pairwise_hulls, plot_violation_histograms
 from dictlab.report.diagnostic_tables import diagnostics_summary
 
-DICTIONARY_FILES = ("cfg.json", "weights.safetensors", "sae_weights.safetensors")
-"""The files of a dictlab or SAELens folder whose content is the dictionary."""
+SAELENS_FILES = ("sae_weights.safetensors",)
+"""The SAELens weights file, beside cfg.json (a dictlab folder's weight files come from its index)."""
 MIN_ROWS = 2
 """Fewest data rows a diagnosis accepts (statistics over one point are undefined)."""
 
@@ -38,7 +39,8 @@ class DiagnoseRequest(DiagnoseOptions):
 def diagnose_identity(request: DiagnoseRequest) -> RunIdentity:
     """What makes a diagnostics folder: the options and the fingerprints of the dictionary and data files."""
     options = request.model_dump(mode="json", include=set(DiagnoseOptions.model_fields))
-    inputs = folder_fingerprints(request.folder, DICTIONARY_FILES, prefix="dictionary/")
+    files = ("cfg.json", *weight_files(request.folder), *SAELENS_FILES)
+    inputs = folder_fingerprints(request.folder, files, prefix="dictionary/")
     for name in ("data", "target"):
         path = getattr(request, name)
         if path is not None:

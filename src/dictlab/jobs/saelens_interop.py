@@ -7,7 +7,7 @@ another source wrote is refused unless ``overwrite``; the files are staged and m
 from pathlib import Path
 
 from dictlab.models import load_dictionary, load_saelens, read_run_config, save_dictionary
-from dictlab.models.io import CONFIG_FILE, WEIGHTS_FILE
+from dictlab.models.io import CONFIG_FILE, weight_files
 from dictlab.models.saelens import (
     SAELENS_CONFIG_FILE,
     SAELENS_WEIGHTS_FILE,
@@ -40,7 +40,7 @@ def export_saelens(
         "model_name": model_name or _text(meta.get("model"), "metadata.model", run),
         "hook_name": hook_name or _text(meta.get("module"), "metadata.module", run),
     }
-    identity = _identity("export-saelens", run, (CONFIG_FILE, WEIGHTS_FILE), names)
+    identity = _identity("export-saelens", run, (CONFIG_FILE, *weight_files(run)), names)
     with claim_output(out, identity, overwrite) as folder, staged(folder) as stage:
         save_saelens(model, stage, {k: v for k, v in names.items() if v})
     return out
