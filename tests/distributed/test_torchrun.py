@@ -113,3 +113,17 @@ def test_the_bench_spread_over_two_processes_is_the_one_process_bench(tmp_path: 
         assert (one / path).read_bytes() == (two / path).read_bytes(), path
     assert (one / "run.json").read_text() == (two / "run.json").read_text()
     assert (two / "report.html").is_file()
+
+
+def test_a_latent_parallel_run_killed_resumes_in_one_process(tiny_store: Path, tmp_path: Path) -> None:
+    """Both latent shards die (SIGKILL) after step 350; the sharded checkpoint of step 200 resumes in one process
+    to the run trained without interruption."""
+    reference, resumed = tmp_path / "reference", tmp_path / "resumed"
+    assert run_dictlab(*map(str, train_args(tiny_store, reference, steps=420))).returncode == 0
+    killed = torchrun("log", "350", *train_args(tiny_store, resumed, steps=420), "--tp", "2", script=[str(KILL_HELPER)])
+    assert killed.returncode != 0, killed.stderr[-2000:]
+    assert (resumed / "train" / "checkpoint.json").exists() and not (resumed / "metrics.json").exists()
+    finish = run_dictlab(*map(str, train_args(tiny_store, resumed, steps=420)))
+    assert finish.returncode == 0, finish.stderr
+    close_runs(reference, resumed, atol=1e-4)
+    assert (resumed / "train" / "checkpoint.pt").exists() and not (resumed / "train" / "checkpoint.json").exists()
