@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from cli_helpers import run_dictlab
+from dictlab.data.store import read_manifest
 from reliability_helpers import SMALL_TRAIN
 
 KILL_HELPER = Path(__file__).parents[1] / "kill_helper.py"
@@ -127,3 +129,36 @@ def test_a_latent_parallel_run_killed_resumes_in_one_process(tiny_store: Path, t
     assert finish.returncode == 0, finish.stderr
     close_runs(reference, resumed, atol=1e-4)
     assert (resumed / "train" / "checkpoint.pt").exists() and not (resumed / "train" / "checkpoint.json").exists()
+
+
+@pytest.fixture(scope="module")
+def two_module_store(tiny_lm_dir: Path, corpus_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from dictlab.jobs.capture import run_capture
+    from lm_fixtures import capture_config
+
+    out = tmp_path_factory.mktemp("store2") / "store"
+    run_capture(capture_config(tiny_lm_dir, corpus_file, out, module=("layer:0", "layer:1")), echo=lambda _: None)
+    return out
+
+
+def test_one_dictionary_per_module_spread_over_two_processes(two_module_store: Path, tmp_path: Path) -> None:
+    """Dictionary parallelism in ``train``: with two modules, module i trains on process i mod 2, alone, from its
+    own shards: each module's run folder is byte for byte the one a one-thread process writes."""
+    names = [entry.name for entry in read_manifest(two_module_store).modules]
+    args = ["train", "--store", str(two_module_store), "--module", ",".join(names), "--steps", "60", "--k", "4"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    single = subprocess.run(
+        [sys.executable, "-m", "dictlab", *args, *SMALL_TRAIN, "--out", str(one)],
+        capture_output=True, text=True, timeout=300, env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert single.returncode == 0, single.stderr[-2000:]
+    proc = torchrun(*args, *SMALL_TRAIN, "--out", two)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in names:
+        assert (one / name / "weights.safetensors").read_bytes() == (two / name / "weights.safetensors").read_bytes()
+        assert (two / name / "train" / "train_log.jsonl").is_file()
+    records = json.loads((two / "metrics.json").read_text())["modules"]
+    assert sorted(records) == sorted(names) and all(r["peak_rss_mib_per_process"] for r in records.values())
+    assert (one / "run.json").read_text() == (two / "run.json").read_text()
+    refused = torchrun(*args, *SMALL_TRAIN, "--out", tmp_path / "sharded", "--tp", "2")
+    assert refused.returncode != 0 and refused.stderr.count("use --tp 1") == 2

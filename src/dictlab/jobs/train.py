@@ -4,6 +4,7 @@ import json
 import math
 import resource
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from dictlab.data.store import ActivationStore, LaneBatches
 from dictlab.devices import check_device
 from dictlab.distributed import all_reduce_, any_rank, broadcast_object, world
 from dictlab.distributed.mesh import Mesh
+from dictlab.distributed.plan import my_units, on_every_process
 from dictlab.files.atomic import atomic_write_text
 from dictlab.metrics.evaluate import reconstruction_metrics
 from dictlab.models import DictionaryConfig, SparseDictionary, activation_class, activation_names, save_dictionary
@@ -23,6 +25,7 @@ from dictlab.models.sharding import whole_dictionary
 from dictlab.outputs import RunIdentity, claim_output, json_fingerprint
 from dictlab.training import Member, RecipeConfig, TrainConfig, Trainer, identity_view
 from dictlab.training.config import Precision, TrainingPath
+from dictlab.training.sharded_checkpoint import POINTER_FILE
 from dictlab.training.trainer import CHECKPOINT_FILE
 
 METRICS_FILE = "metrics.json"
@@ -39,7 +42,12 @@ class StoreTrainRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     store: Path = Field(description="Activation store folder written by dictlab capture.")
-    module: str | None = Field(default=None, description="Module of the store to train on (default: its only module).")
+    module: tuple[str, ...] = Field(
+        default=(),
+        description="Modules of the store to train on, comma-separated, one dictionary each (default: the store's "
+        "only module). With several, --out holds one run folder per module; under torchrun module i trains on "
+        "process i mod N (dictionary parallelism).",
+    )
     out: Path = Field(default=Path("runs/train"), description="Run folder (cfg.json, weights, metrics.json, train/).")
     activation: RegisteredActivation = Field(
         default="topk", description="Sparsifying nonlinearity: a registered activation."
@@ -146,9 +154,12 @@ def _dictionary_config(request: StoreTrainRequest, width: int) -> DictionaryConf
     )
 
 
-def train_identity(request: StoreTrainRequest, store: ActivationStore) -> RunIdentity:
-    """What makes a ``dictlab train`` run folder: every training setting, the module and the store's fingerprint."""
-    config = request.model_dump(mode="json", exclude=_NOT_IDENTITY) | {"module": store.entry.name}
+def train_identity(request: StoreTrainRequest, stores: list[ActivationStore]) -> RunIdentity:
+    """What makes a ``dictlab train`` run folder: every training setting, the module(s) and the store's
+    fingerprint."""
+    names = [store.entry.name for store in stores]
+    config = request.model_dump(mode="json", exclude=_NOT_IDENTITY) | {"module": names[0] if len(names) == 1 else names}
+    store = stores[0]
     return RunIdentity(
         command="train",
         config=config,
@@ -158,18 +169,86 @@ def train_identity(request: StoreTrainRequest, store: ActivationStore) -> RunIde
 
 
 def _has_checkpoint(out: Path) -> bool:
-    return (out / TRAIN_DIR / CHECKPOINT_FILE).exists()
+    train = out / TRAIN_DIR
+    return (train / CHECKPOINT_FILE).exists() or (train / POINTER_FILE).exists()
+
+
+def _has_module_checkpoint(out: Path) -> bool:
+    return any(_has_checkpoint(folder) for folder in out.iterdir() if folder.is_dir()) if out.is_dir() else False
+
+
+@dataclass
+class _Prepared:
+    """One module's training, validated and ready (nothing written yet)."""
+
+    store: ActivationStore
+    batches: LaneBatches
+    model: SparseDictionary
+    recipe: RecipeConfig
+    train: TrainConfig
+    scale: float
 
 
 def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Train, evaluate on the held-out chunks, save the run folder; resumes from ``out/train`` if present.
 
     Everything is validated before ``out`` is touched; ``out`` must be new, empty, or a run of this exact request
-    (same settings, same store content), else it is refused (``overwrite`` replaces it).
+    (same settings, same store content), else it is refused (``overwrite`` replaces it). With several modules,
+    ``out/<module>/`` is one such run folder per module.
     """
     device = check_device(request.device)
+    if len(request.module) > 1:
+        return _train_modules(request, request.module, device, echo)
     mesh = Mesh.build(request.tp, device.type)
-    store = ActivationStore(request.store, request.module)
+    run = _prepare(request, request.module[0] if request.module else None, mesh, echo)
+    identity = train_identity(request, [run.store])
+    _check_same_store(identity, request)
+    with claim_output(request.out, identity, request.overwrite, _has_checkpoint):
+        return _train(request, run, request.out, device, mesh, echo)
+
+
+def _train_modules(
+    request: StoreTrainRequest, modules: tuple[str, ...], device: torch.device, echo: Callable[[str], None]
+) -> dict[str, Any]:
+    """One dictionary per module, each trained by one process alone (module i on process i mod N)."""
+    if request.tp != 1:
+        raise ValueError("--tp splits one dictionary's latents; with several --module values each module's "
+                         "dictionary is trained by one process (use --tp 1)")  # fmt: skip
+    stores = [ActivationStore(request.store, module) for module in modules]
+    names = [store.entry.name for store in stores]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--module names a module twice: {', '.join(names)}")
+    identity = train_identity(request, stores)
+    _check_same_store(identity, request)
+    alone = Mesh.alone()
+
+    def my_modules() -> dict[int, dict[str, Any]]:
+        return {
+            i: _train(request, _prepare(request, modules[i], alone, echo), request.out / names[i], device, alone, echo)
+            for i in my_units(len(modules))
+        }
+
+    with claim_output(request.out, identity, request.overwrite, _has_module_checkpoint):
+        done: dict[int, dict[str, Any]] = {}
+        for part in on_every_process(my_modules):
+            done.update(part)
+        record = {"modules": {names[i]: done[i] for i in range(len(names))}}
+        if world().is_main:
+            atomic_write_text(request.out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
+        return record
+
+
+def _check_same_store(identity: RunIdentity, request: StoreTrainRequest) -> None:
+    if any_rank(broadcast_object(identity.inputs) != identity.inputs):
+        raise ValueError(
+            f"the processes opened different stores at --store {request.store}: every process must read the same "
+            "store (the same manifest)"
+        )
+
+
+def _prepare(request: StoreTrainRequest, module: str | None, mesh: Mesh, echo: Callable[[str], None]) -> _Prepared:
+    """Open ``module`` of the store and build its batches, dictionary and recipe (collective over ``mesh.all``)."""
+    store = ActivationStore(request.store, module)
     stats = store.entry.stats
     scale = math.sqrt(store.width) / stats.rms_norm if request.normalize and stats.rms_norm > 0 else 1.0
     batches = LaneBatches(
@@ -184,7 +263,7 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
         max_norm_ratio=request.max_norm_ratio,
         replicas=mesh.dp,
     )
-    if batches.max_norm is not None and any_rank(batches.batch(0).shape[0] == 0):
+    if batches.max_norm is not None and any_rank(batches.batch(0).shape[0] == 0, mesh.all):
         raise ValueError(
             f"--max-norm-ratio {request.max_norm_ratio} drops every row of the first batch (it keeps rows up to "
             f"{request.max_norm_ratio}× the store's RMS norm {stats.rms_norm:.4g}); use a larger ratio"
@@ -218,29 +297,15 @@ def train_on_store(request: StoreTrainRequest, echo: Callable[[str], None] = pri
             f"warning: only {steps} training step(s) ({batches.n_samples:,} rows, batch {request.batch_size}); "
             "use more --epochs or --steps, or a larger store"
         )
-    identity = train_identity(request, store)
-    if any_rank(broadcast_object(identity.inputs) != identity.inputs):
-        raise ValueError(
-            f"the processes opened different stores at --store {request.store}: every process must read the same "
-            "store (the same manifest)"
-        )
-    with claim_output(request.out, identity, request.overwrite, _has_checkpoint):
-        return _train(request, store, batches, model, recipe, train, scale, device, mesh, echo)
+    return _Prepared(store, batches, model, recipe, train, scale)
 
 
 def _train(
-    request: StoreTrainRequest,
-    store: ActivationStore,
-    batches: LaneBatches,
-    model: SparseDictionary,
-    recipe: RecipeConfig,
-    train: TrainConfig,
-    scale: float,
-    device: torch.device,
-    mesh: Mesh,
-    echo: Callable[[str], None],
+    request: StoreTrainRequest, run: _Prepared, out: Path, device: torch.device, mesh: Mesh, echo: Callable[[str], None]
 ) -> dict[str, Any]:
-    trainer = Trainer([Member("sae", model, recipe)], batches, train, request.out / TRAIN_DIR, device, mesh)
+    """Train ``run`` into the run folder ``out`` (collective over ``mesh.all``; its first process writes)."""
+    store, batches, model, recipe, scale = run.store, run.batches, run.model, run.recipe, run.scale
+    trainer = Trainer([Member("sae", model, recipe)], batches, run.train, out / TRAIN_DIR, device, mesh)
     summary = trainer.fit()[0]
     whole = whole_dictionary(model.cpu())  # latent shards: gathered onto rank 0 (None on the others)
     held_rows = min(batches.n_holdout, request.holdout_eval_rows)
@@ -256,10 +321,11 @@ def _train(
         "recipe": recipe.model_dump(mode="json"),
         "request": request.model_dump(mode="json", exclude={"out", "overwrite", "progress"}),
     }
-    if world().is_main:  # every replica holds the same model; one writes it
+    writer = mesh.all.rank == 0
+    if writer:  # every replica holds the same model; one writes it
         assert whole is not None
         whole.fold_input_scale_(scale)
-        save_dictionary(whole, request.out, metadata)
+        save_dictionary(whole, out, metadata)
     record = {
         "module": store.entry.name,
         "steps": summary.steps,
@@ -272,26 +338,25 @@ def _train(
         "scale": scale,
         "holdout": held,
         "peak_rss_mib": peak_rss_mib(),
-        "peak_rss_mib_per_process": _per_process(peak_rss_mib()),
+        "peak_rss_mib_per_process": _per_process(peak_rss_mib(), mesh),
         "latent_shards": mesh.tp.size,
     }
-    if world().is_main:
-        atomic_write_text(request.out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
+    if writer:
+        atomic_write_text(out / METRICS_FILE, json.dumps(record, indent=2) + "\n")
     for warning in _result_warnings(held, request):
         echo("warning: " + warning)
     echo(
         f"held-out FVU {held.get('fvu', float('nan')):.4f}, L0 {held.get('l0', float('nan')):.1f}, dead "
-        f"{held.get('dead_fraction', float('nan')):.1%}; peak RSS {record['peak_rss_mib']:.0f} MiB -> {request.out}"
+        f"{held.get('dead_fraction', float('nan')):.1%}; peak RSS {record['peak_rss_mib']:.0f} MiB -> {out}"
     )
     return record
 
 
-def _per_process(value: float) -> list[float]:
-    """``value`` of every process of the run, in rank order (collective)."""
-    here = world()
-    values = torch.zeros(here.size, dtype=torch.float64)
-    values[here.rank] = value
-    return all_reduce_(values).tolist()
+def _per_process(value: float, mesh: Mesh) -> list[float]:
+    """``value`` of every process training this dictionary, in rank order (collective over ``mesh.all``)."""
+    values = torch.zeros(mesh.all.size, dtype=torch.float64)
+    values[mesh.all.rank] = value
+    return all_reduce_(values, group=mesh.all).tolist()
 
 
 def _result_warnings(held: dict[str, float], request: StoreTrainRequest) -> list[str]:
