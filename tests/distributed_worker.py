@@ -17,6 +17,22 @@ from dictlab.training import Anchors, Member, RecipeConfig, ShuffledBatches, Tra
 
 D, D_SAE, BATCH, STEPS = 12, 128, 64, 12
 
+CASES = [  # activation-kind[-path][-auxk|-resample|-anchors], see _member
+    "topk-sae-dense",
+    "topk-sae-sparse-auxk",
+    "topk-transcoder-sparse",
+    "topk-crosscoder-dense",
+    "relu-sae",
+    "topk-sae-sparse-resample",
+    "relu-sae-anchors",
+    "jumprelu-sae",
+    "jumprelu-transcoder",
+    "batchtopk-sae-dense",
+    "batchtopk-sae-sparse-auxk",
+    "matryoshka-sae-sparse",
+    "matryoshka-crosscoder-dense",
+]
+
 
 def _data(width: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)

@@ -10,23 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from distributed_worker import nan_worker, run_case, worker
-
-CASES = [
-    "topk-sae-dense",
-    "topk-sae-sparse-auxk",
-    "topk-transcoder-sparse",
-    "topk-crosscoder-dense",
-    "relu-sae",
-    "topk-sae-sparse-resample",
-    "relu-sae-anchors",
-    "jumprelu-sae",
-    "jumprelu-transcoder",
-    "batchtopk-sae-dense",
-    "batchtopk-sae-sparse-auxk",
-    "matryoshka-sae-sparse",
-    "matryoshka-crosscoder-dense",
-]
+from distributed_worker import CASES, nan_worker, run_case, worker
 
 
 def run_world(world: int, tmp_path: Path, cases: list[str], control: str = "") -> dict:

@@ -11,23 +11,9 @@ import torch
 import torch.multiprocessing as mp
 
 from distributed_worker import BATCH, gradient_case, latent_worker, resume_worker, run_case
+from distributed_worker import CASES as DATA_PARALLEL_CASES
 
-CASES = [
-    "topk-sae-dense",
-    "topk-sae-sparse-auxk",
-    "topk-transcoder-sparse",
-    "topk-crosscoder-dense",
-    "relu-sae",
-    "relu-crosscoder",
-    "topk-sae-sparse-resample",
-    "relu-sae-anchors",
-    "jumprelu-sae",
-    "jumprelu-transcoder",
-    "batchtopk-sae-dense",
-    "batchtopk-sae-sparse-auxk",
-    "matryoshka-sae-sparse",
-    "matryoshka-crosscoder-dense",
-]
+CASES = [*DATA_PARALLEL_CASES, "relu-crosscoder"]
 MESH_CASES = ["topk-sae-sparse-auxk", "topk-sae-sparse-resample", "batchtopk-sae-sparse-auxk", "jumprelu-sae"]
 """The dp 2 × tp 2 grid runs a subset (it costs four processes)."""
 

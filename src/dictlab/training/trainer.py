@@ -144,10 +144,7 @@ class _MemberState:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "tracker": self.tracker.state_dict(),
-            "train_seconds": self.train_seconds,
-            "resampled": self.resampled,
-            "first_reconstruction": self.first_reconstruction,
-            "last": self.last,
+            **self.progress(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -155,6 +152,18 @@ class _MemberState:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.tracker.load_state_dict(state["tracker"])
+        self.load_progress(state)
+
+    def progress(self) -> dict[str, Any]:
+        """The member's plain (JSON-ready) counters and last metrics."""
+        return {
+            "train_seconds": self.train_seconds,
+            "resampled": self.resampled,
+            "first_reconstruction": self.first_reconstruction,
+            "last": self.last,
+        }
+
+    def load_progress(self, state: dict[str, Any]) -> None:
         self.train_seconds = state["train_seconds"]
         self.resampled = state["resampled"]
         self.first_reconstruction = state.get("first_reconstruction")
@@ -482,14 +491,8 @@ class Trainer:
             return
         if not self.writer:
             return
-        payload = {
-            "step": self.step,
-            "total_steps": self.total_steps,
-            "members": {s.member.name: s.state_dict() for s in self.states},
-            "generator": self.generator.get_state(),
-            "log_size": self._log_size(),
-            "settings": self._settings_fingerprint(),
-        }
+        members = {s.member.name: s.state_dict() for s in self.states}
+        payload = self._checkpoint_record(members, self.generator.get_state())
         with atomic_path(self.workdir / CHECKPOINT_FILE) as tmp:
             torch.save(payload, tmp)
         remove_sharded(self.workdir)
@@ -520,18 +523,19 @@ class Trainer:
             s.member.name: {
                 "param_groups": [{k: v for k, v in g.items() if k != "params"} for g in s.optimizer.param_groups],
                 "scheduler": s.scheduler.state_dict(),
-                "train_seconds": s.train_seconds,
-                "resampled": s.resampled,
-                "first_reconstruction": s.first_reconstruction,
-                "last": s.last,
+                **s.progress(),
             }
             for s in self.states
         }
+        return self._checkpoint_record(members, generator_state(self.generator))
+
+    def _checkpoint_record(self, members: dict[str, Any], generator: object) -> dict[str, Any]:
+        """What every checkpoint holds beside the members' state."""
         return {
             "step": self.step,
             "total_steps": self.total_steps,
             "members": members,
-            "generator": generator_state(self.generator),
+            "generator": generator,
             "log_size": self._log_size(),
             "settings": self._settings_fingerprint(),
         }
@@ -608,10 +612,7 @@ class Trainer:
             for group, values in zip(state.optimizer.param_groups, record["param_groups"], strict=True):
                 group.update({k: tuple(v) if k == "betas" else v for k, v in values.items()})
             state.scheduler.load_state_dict(record["scheduler"])
-            state.train_seconds = record["train_seconds"]
-            state.resampled = record["resampled"]
-            state.first_reconstruction = record["first_reconstruction"]
-            state.last = record["last"]
+            state.load_progress(record)
         set_generator_state(self.generator, saved["generator"])
         self.step = saved["step"]
         self._resumed_log_size = saved["log_size"]
