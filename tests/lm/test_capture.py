@@ -44,6 +44,17 @@ def test_rows_are_the_kept_tokens_of_every_text(tiny_lm_dir: Path, corpus_file: 
     expected = hidden[kept_positions(single["attention_mask"], single["special_tokens_mask"], 1)].numpy()
     rows = store.read(0, store.n_rows)[index == text]
     np.testing.assert_allclose(rows, expected, atol=1e-5)
+    # Every row's token id and position are those of its text's own tokenization (the MiniLM tokenizer adds [CLS]
+    # and [SEP], so positions start at 1 after skip_first = 1 and the contexts hold the special tokens too).
+    assert store.has_tokens
+    everything = np.arange(store.n_rows)
+    ids, where = store.token_ids(everything), store.positions(everything)
+    for row in range(0, store.n_rows, 7):
+        own = lm.tokenizer(texts[int(index[row])])["input_ids"]
+        assert ids[row] == own[where[row]]
+        context = store.contexts(np.asarray([row]), 3)[0]
+        lo = where[row] - 3
+        assert [t for t in context.tolist() if t >= 0] == own[max(lo, 0) : where[row] + 4]
 
 
 def test_killed_capture_resumes_without_lost_or_duplicated_rows(

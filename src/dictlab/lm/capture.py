@@ -5,7 +5,8 @@ Forward hooks on every requested module collect their outputs in one forward pas
 last hooked module fires, so later blocks and the LM head never run. The texts of every forward batch and the
 batches of every shard are planned from tokenization alone, before any forward pass (see
 :mod:`dictlab.lm.capture_plan`). Padding, special tokens and the first ``skip_first`` positions of every text are
-dropped (see :mod:`dictlab.lm.positions`).
+dropped (see :mod:`dictlab.lm.positions`). Every shard also keeps the token ids of its texts and where each row's
+token sits among them (:mod:`dictlab.data.store.tokens`), so contexts can be shown from the store alone.
 
 Under ``torchrun`` with W processes, shard j is captured by process j mod W, in rounds of W shards: each process
 writes its shard's files, then process 0 alone lists the round's shards in the manifest, in shard order. A failure
@@ -26,6 +27,7 @@ from torch import Tensor
 
 from dictlab.data.store import StoreError, StoreManifest, StoreWriter, read_manifest
 from dictlab.data.store.manifest import MANIFEST_FILE
+from dictlab.data.store.tokens import ShardTokens, batch_tokens
 from dictlab.data.store.writer import WrittenShard, write_shard_files
 from dictlab.devices import check_device
 from dictlab.distributed import any_rank, broadcast_object, world
@@ -256,7 +258,14 @@ class _Run:
 def _open_store(config: CaptureConfig, inputs: _Inputs) -> tuple[StoreWriter, int]:
     """Create or reopen the store (deleting uncommitted files); the writer and the first shard left to capture."""
     writer = StoreWriter.open(
-        config.out, inputs.lm.name, inputs.widths, config.dtype, config.settings(), inputs.labels, inputs.label_names
+        config.out,
+        inputs.lm.name,
+        inputs.widths,
+        config.dtype,
+        config.settings(),
+        inputs.labels,
+        inputs.label_names,
+        tokens=True,
     )
     if writer.manifest.complete:
         return writer, len(inputs.plan.shards)
@@ -341,6 +350,7 @@ def _capture_shard(run: _Run, shard: PlannedShard) -> WrittenShard:
     inputs, config = run.inputs, run.config
     blocks: dict[str, list[np.ndarray]] = {name: [] for name in inputs.names}
     index: list[np.ndarray] = []
+    token_files: list[ShardTokens] = []
     tokens = 0
     for number in range(shard.start, shard.stop):
         ids = inputs.plan.batches[number]
@@ -364,6 +374,7 @@ def _capture_shard(run: _Run, shard: PlannedShard) -> WrittenShard:
         for name in inputs.names:
             blocks[name].append(rows[name])
         index.append(text_ids)
+        token_files.append(batch_tokens(encoded["input_ids"], encoded["attention_mask"], keep, config.pool))
         tokens += int(keep.sum())
         run.bar.update(int(keep.sum()))
     text_index = np.concatenate(index)
@@ -374,4 +385,5 @@ def _capture_shard(run: _Run, shard: PlannedShard) -> WrittenShard:
             "padded batches differently, so the shard plan cannot be computed ahead"
         )
     rows = {name: np.concatenate(parts) for name, parts in blocks.items()}
-    return write_shard_files(config.out, run.manifest, shard.file or "", rows, text_index)
+    shard_tokens = ShardTokens.concat(token_files)
+    return write_shard_files(config.out, run.manifest, shard.file or "", rows, text_index, shard_tokens)

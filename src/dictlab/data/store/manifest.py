@@ -5,6 +5,8 @@ Layout of a store folder::
     manifest.json                 this manifest (rewritten atomically after every committed shard)
     labels.npy                    int64 [n_texts]: class label of every corpus text (label names in the manifest)
     text_index/shard-000000.npy   int64 [rows]: corpus index of the text each row came from
+    tokens/shard-000000.npy       int32 [m]: the model input of the shard's texts (see dictlab.data.store.tokens)
+    token_index/shard-000000.npy  int64 [rows]: where each row's token sits in tokens/
     <module>/shard-000000.npy     [rows, width] activations of one module (float32 or float16)
 
 A shard file exists on disk before the manifest lists it; files the manifest does not list are leftovers of an
@@ -26,6 +28,9 @@ from dictlab.validation import validation_message
 MANIFEST_FILE = "manifest.json"
 LABELS_FILE = "labels.npy"
 TEXT_INDEX_DIR = "text_index"
+TOKENS_DIR = "tokens"
+TOKEN_INDEX_DIR = "token_index"
+RESERVED_FOLDERS = (TEXT_INDEX_DIR, TOKENS_DIR, TOKEN_INDEX_DIR)
 STORE_FORMAT = "dictlab-activation-store"
 MAX_WIDTH = 2**20
 """Widest activation a store may hold (a size field bounded before anything is allocated)."""
@@ -127,8 +132,8 @@ class ModuleEntry(BaseModel):
     @classmethod
     def _plain(cls, folder: str) -> str:
         check_plain_name(folder, "module folder")
-        if folder == TEXT_INDEX_DIR:
-            raise ValueError(f"module folder {folder!r} is reserved for the text index")
+        if folder in RESERVED_FOLDERS:
+            raise ValueError(f"module folder {folder!r} is reserved for the store's row index files")
         return folder
 
 
@@ -153,6 +158,11 @@ class StoreManifest(BaseModel):
         default=0, description="Kept positions seen by the committed batches (= rows unless pooled)."
     )
     complete: bool = False
+    tokens: bool = Field(
+        default=False,
+        description="Whether every shard has token files (tokens/, token_index/); stores captured before "
+        "dictlab kept token ids have none.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "StoreManifest":

@@ -8,12 +8,15 @@ import numpy as np
 from dictlab.data.store.manifest import (
     LABELS_FILE,
     TEXT_INDEX_DIR,
+    TOKEN_INDEX_DIR,
+    TOKENS_DIR,
     ModuleEntry,
     StoreError,
     StoreManifest,
     read_manifest,
 )
 from dictlab.data.store.shards import open_shard, read_rows
+from dictlab.data.store.tokens import contexts, positions
 
 
 class ActivationStore:
@@ -31,6 +34,34 @@ class ActivationStore:
         for shard in self.manifest.shards:
             open_shard(self._path(shard.file), shard.rows, self.width, self.manifest.dtype)
             open_shard(self.root / TEXT_INDEX_DIR / shard.file, shard.rows, None, "int64")
+            if self.has_tokens:
+                open_shard(self.root / TOKEN_INDEX_DIR / shard.file, shard.rows, None, "int64")
+                self._tokens(shard.file)
+
+    @property
+    def has_tokens(self) -> bool:
+        """Whether the store keeps token ids (stores captured before dictlab kept them do not)."""
+        return self.manifest.tokens
+
+    def require_tokens(self, purpose: str) -> None:
+        """StoreError naming ``purpose`` unless the store keeps token ids."""
+        if not self.has_tokens:
+            raise StoreError(
+                f"{self.root} keeps no token ids (it was captured before dictlab stored them, or written without "
+                f"them), which {purpose} needs; capture it again with `dictlab capture ... --overwrite`"
+            )
+
+    def _tokens(self, file: str) -> np.ndarray:
+        path = self.root / TOKENS_DIR / file
+        if not path.is_file():
+            raise StoreError(f"shard {path} is missing")
+        try:
+            mapped = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError, EOFError) as err:
+            raise StoreError(f"shard {path} is truncated or corrupt: {err}") from err
+        if mapped.ndim != 1 or mapped.dtype.newbyteorder("=") != np.dtype("int32"):
+            raise StoreError(f"shard {path} holds {mapped.dtype}{list(mapped.shape)}, expected int32 [tokens]")
+        return mapped
 
     @property
     def width(self) -> int:
@@ -87,6 +118,47 @@ class ActivationStore:
             for i, a, b in self._pieces(start, stop)
         ]
         return np.concatenate(blocks) if blocks else np.empty(0, dtype=np.int64)
+
+    def _token_pieces(self, rows: np.ndarray) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """(shard, positions in ``rows``, local rows) for every shard that holds some of ``rows`` [n]."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < 0 or rows.max() >= self.n_rows):
+            raise IndexError(f"rows outside the store's {self.n_rows} rows")
+        shard_of = np.searchsorted(np.asarray(self.offsets), rows, side="right") - 1
+        return [
+            (int(i), where, rows[where] - self.offsets[i])
+            for i in np.unique(shard_of)
+            for where in [np.flatnonzero(shard_of == i)]
+        ]
+
+    def _token_files(self, shard: int) -> tuple[np.ndarray, np.ndarray]:
+        entry = self.manifest.shards[shard]
+        index = open_shard(self.root / TOKEN_INDEX_DIR / entry.file, entry.rows, None, "int64")
+        return self._tokens(entry.file), index
+
+    def token_ids(self, rows: np.ndarray) -> np.ndarray:
+        """Token id of each of ``rows`` [n] (global row numbers, any order): int64 [n], −1 for pooled rows."""
+        return self.contexts(rows, 0)[:, 0].astype(np.int64)
+
+    def positions(self, rows: np.ndarray) -> np.ndarray:
+        """Position of each of ``rows`` [n] in its text's model input (0 = first input token): int64 [n], −1 for
+        pooled rows."""
+        self.require_tokens("reading token positions")
+        out = np.empty(len(rows), np.int64)
+        for shard, where, local in self._token_pieces(rows):
+            tokens, index = self._token_files(shard)
+            out[where] = positions(np.asarray(tokens), np.asarray(index[local]))
+        return out
+
+    def contexts(self, rows: np.ndarray, window: int) -> np.ndarray:
+        """±``window`` token ids around each of ``rows`` [n]: int32 [n, 2·window + 1], the row's own token in column
+        ``window``, −1 where the context runs past its text (and everywhere for pooled rows)."""
+        self.require_tokens("showing token contexts")
+        out = np.empty((len(rows), 2 * window + 1), np.int32)
+        for shard, where, local in self._token_pieces(rows):
+            tokens, index = self._token_files(shard)
+            out[where] = contexts(np.asarray(tokens), np.asarray(index[local]), window)
+        return out
 
     def labels(self) -> np.ndarray:
         """Class label of every row (via its text): int64 [n_rows]."""

@@ -21,6 +21,8 @@ from dictlab.data.store.manifest import (
     LABELS_FILE,
     MANIFEST_FILE,
     TEXT_INDEX_DIR,
+    TOKEN_INDEX_DIR,
+    TOKENS_DIR,
     ModuleEntry,
     RunningStats,
     ShardEntry,
@@ -33,6 +35,7 @@ from dictlab.data.store.manifest import (
     write_manifest,
 )
 from dictlab.data.store.shards import write_shard
+from dictlab.data.store.tokens import ShardTokens
 from dictlab.outputs.identity import RUN_FILE
 from dictlab.outputs.lock import LOCK_FILE
 
@@ -48,11 +51,25 @@ class WrittenShard:
 
 
 def write_shard_files(
-    root: Path, manifest: StoreManifest, file: str, rows: dict[str, np.ndarray], text_index: np.ndarray
+    root: Path,
+    manifest: StoreManifest,
+    file: str,
+    rows: dict[str, np.ndarray],
+    text_index: np.ndarray,
+    tokens: ShardTokens | None = None,
 ) -> WrittenShard:
     """Write shard ``file`` of the store at ``root`` (laid out as ``manifest`` says): ``rows[module]`` [n, width]
-    for every module and the [n] text index. Nothing is written for n = 0, or when any block is malformed."""
+    for every module, the [n] text index and, in a store that keeps them, the token files. Nothing is written for
+    n = 0, or when any block is malformed."""
     n = int(text_index.shape[0])
+    if (tokens is not None) != manifest.tokens:
+        need = "a store with token files needs them for every shard" if manifest.tokens else "it has no token files"
+        raise StoreError(f"{root}: shard {file}: {need}")
+    if tokens is not None:
+        try:
+            tokens.check(n)
+        except ValueError as err:
+            raise StoreError(f"{root}: token files of shard {file}: {err}") from err
     for entry in manifest.modules:
         block = rows.get(entry.name)
         if block is None or block.shape != (n, entry.width):
@@ -63,6 +80,9 @@ def write_shard_files(
     if not n:
         return WrittenShard(None, 0, {})
     write_shard(root / TEXT_INDEX_DIR / file, text_index.astype(np.int64))
+    if tokens is not None:
+        write_shard(root / TOKENS_DIR / file, tokens.tokens.astype(np.int32))
+        write_shard(root / TOKEN_INDEX_DIR / file, tokens.index.astype(np.int64))
     stats = {}
     for entry in manifest.modules:
         block = rows[entry.name].astype(manifest.dtype, copy=False)
@@ -88,13 +108,21 @@ class StoreWriter:
         settings: dict[str, Any],
         labels: np.ndarray,
         label_names: list[str],
+        tokens: bool = False,
     ) -> "StoreWriter":
         """Create the store at ``root``, or reopen it if its manifest was made with the same model, modules and
-        settings (anything else is an error: a store never mixes captures). ``modules`` maps name → width."""
+        settings (anything else is an error: a store never mixes captures). ``modules`` maps name → width;
+        ``tokens``: every shard gets token files (see :mod:`dictlab.data.store.tokens`)."""
         root = Path(root)
         if (root / MANIFEST_FILE).exists():
             manifest = read_manifest(root)
             found = {m.name: m.width for m in manifest.modules}
+            if manifest.tokens != tokens and manifest.rows:
+                raise StoreError(
+                    f"{root} was captured {'with' if manifest.tokens else 'without'} token ids; it cannot be resumed "
+                    f"{'with' if tokens else 'without'} them. Pass --overwrite to capture it again"
+                )
+            manifest.tokens = tokens
             if manifest.model != model or found != modules or manifest.dtype != dtype or manifest.settings != settings:
                 raise StoreError(
                     f"{root} holds a different capture (model {manifest.model!r}, modules {found}, dtype "
@@ -107,14 +135,17 @@ class StoreWriter:
         if root.exists() and any(p.name not in (RUN_FILE, LOCK_FILE) for p in root.iterdir()):
             raise StoreError(f"{root} exists and is not an activation store; choose an empty or new folder")
         entries = [ModuleEntry(name=name, folder=module_folder(name), width=width) for name, width in modules.items()]
-        manifest = StoreManifest(model=model, dtype=dtype, modules=entries, label_names=label_names, settings=settings)
+        manifest = StoreManifest(
+            model=model, dtype=dtype, modules=entries, label_names=label_names, settings=settings, tokens=tokens
+        )
         root.mkdir(parents=True, exist_ok=True)
         write_shard(root / LABELS_FILE, labels.astype(np.int64))
         write_manifest(root, manifest)
         return cls(root, manifest)
 
     def _folders(self) -> list[Path]:
-        return [self.root / TEXT_INDEX_DIR] + [self.root / m.folder for m in self.manifest.modules]
+        index = [self.root / name for name in (TEXT_INDEX_DIR, TOKENS_DIR, TOKEN_INDEX_DIR)]
+        return index + [self.root / m.folder for m in self.manifest.modules]
 
     def _remove_uncommitted(self) -> None:
         committed = {s.file for s in self.manifest.shards}
@@ -128,11 +159,18 @@ class StoreWriter:
                     path.unlink()
 
     def commit(
-        self, rows: dict[str, np.ndarray], text_index: np.ndarray, batches_done: int, texts_done: int, tokens_seen: int
+        self,
+        rows: dict[str, np.ndarray],
+        text_index: np.ndarray,
+        batches_done: int,
+        texts_done: int,
+        tokens_seen: int,
+        tokens: ShardTokens | None = None,
     ) -> None:
-        """Append one shard: ``rows[module]`` [n, width] for every module and the [n] text index, then advance the
-        cursor to ``batches_done`` / ``texts_done`` / ``tokens_seen`` (totals, not increments)."""
-        written = write_shard_files(self.root, self.manifest, self.next_file, rows, text_index)
+        """Append one shard: ``rows[module]`` [n, width] for every module, the [n] text index and the token files
+        (in a store that keeps them), then advance the cursor to ``batches_done`` / ``texts_done`` /
+        ``tokens_seen`` (totals, not increments)."""
+        written = write_shard_files(self.root, self.manifest, self.next_file, rows, text_index, tokens)
         self.record(written, batches_done, texts_done, tokens_seen)
 
     @property
