@@ -13,6 +13,8 @@ M = TypeVar("M", bound=BaseModel)
 
 def _click_type(annotation: Any) -> tuple[Any, bool]:
     """(click type, is_flag) for a field annotation; Literals become choices, tuples comma-separated strings."""
+    if get_origin(annotation) is tuple:
+        return str, False  # comma-separated, split by model_from_options
     args = [a for a in get_args(annotation) if a is not type(None)]
     base = args[0] if args and annotation not in (bool, int, float, str, Path) else annotation
     if base is bool:
