@@ -20,6 +20,39 @@ Recorder = Callable[[Tensor, Tensor, Tensor], None]
 """``record(x, x_hat, codes)``: called by ``reconstruct_with`` on every batch (x, x_hat: [n, d]; codes: [n, d_sae])."""
 
 
+Edit = Callable[[Tensor], Tensor | None]
+"""``edit(h) -> h' | None``: a module's whole output tensor [batch, seq, d] to its replacement (None: unchanged)."""
+
+
+@contextmanager
+def edited(model: nn.Module, module_name: str, edit: Edit) -> Iterator[None]:
+    """Within the context, the output tensor h [batch, seq, d] of ``model.get_submodule(module_name)`` is replaced
+    by ``edit(h)`` on every forward pass (the output is returned as it was when ``edit`` returns None). The output
+    keeps its structure (tensor or tuple); the hook is removed on exit, also when the body raises."""
+    module = model.get_submodule(module_name)
+
+    def hook(_module: nn.Module, _args: object, output: object) -> object:
+        h = output_tensor(output)
+        if h.dim() != 3:
+            raise ValueError(f"{module_name} outputs shape {list(h.shape)}; splicing needs [batch, seq, d]")
+        new = edit(h)
+        return output if new is None else replace_output(output, new)
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def keep_mask(h: Tensor, keep: Tensor | None, module_name: str) -> Tensor:
+    """``keep`` [batch, seq] on h's device (all True when None); ValueError unless it matches h [batch, seq, d]."""
+    mask = torch.ones(h.shape[:-1], dtype=torch.bool, device=h.device) if keep is None else keep.to(h.device)
+    if mask.shape != h.shape[:-1]:
+        raise ValueError(f"keep has shape {list(mask.shape)} but {module_name} outputs {list(h.shape)}")
+    return mask.bool()
+
+
 @contextmanager
 def spliced(model: nn.Module, module_name: str, replace: Replacement, keep: Tensor | None = None) -> Iterator[None]:
     """Within the context, the output h [batch, seq, d] of ``model.get_submodule(module_name)`` is replaced by
@@ -29,34 +62,26 @@ def spliced(model: nn.Module, module_name: str, replace: Replacement, keep: Tens
 
     ``keep`` must match the batch and sequence shape of every forward pass run inside the context.
     """
-    module = model.get_submodule(module_name)
 
-    def hook(_module: nn.Module, _args: object, output: object) -> object:
-        h = output_tensor(output)
-        if h.dim() != 3:
-            raise ValueError(f"{module_name} outputs shape {list(h.shape)}; splicing needs [batch, seq, d]")
-        mask = torch.ones(h.shape[:-1], dtype=torch.bool, device=h.device) if keep is None else keep.to(h.device)
-        if mask.shape != h.shape[:-1]:
-            raise ValueError(f"keep has shape {list(mask.shape)} but {module_name} outputs {list(h.shape)}")
+    def edit(h: Tensor) -> Tensor | None:
+        mask = keep_mask(h, keep, module_name)
         if not mask.any():
-            return output
+            return None
         rows = h[mask]
         new_rows = replace(rows)
         if new_rows.shape != rows.shape:
             raise ValueError(f"the replacement returned shape {list(new_rows.shape)} for input {list(rows.shape)}")
         new = h.clone()
         new[mask] = new_rows.to(dtype=h.dtype, device=h.device)
-        return replace_output(output, new)
+        return new
 
-    handle = module.register_forward_hook(hook)
-    try:
+    with edited(model, module_name, edit):
         yield
-    finally:
-        handle.remove()
 
 
-def check_sae(dictionary: SparseDictionary, width: int | None = None) -> None:
-    """Raise ValueError unless ``dictionary`` is an SAE (kind "sae", d_in == d_out) of input width ``width``."""
+def check_sae(dictionary: SparseDictionary, width: int | None = None, module_name: str | None = None) -> None:
+    """Raise ValueError unless ``dictionary`` is an SAE (kind "sae", d_in == d_out) of input width ``width`` (the
+    output width of the module ``module_name``, named in the message when given)."""
     cfg = dictionary.cfg
     if cfg.kind != "sae" or cfg.d_in != cfg.d_out:
         raise ValueError(
@@ -64,7 +89,8 @@ def check_sae(dictionary: SparseDictionary, width: int | None = None) -> None:
             f"with d_in={cfg.d_in}, d_out={cfg.d_out}"
         )
     if width is not None and cfg.d_in != width:
-        raise ValueError(f"the dictionary's d_in ({cfg.d_in}) does not match the module width ({width})")
+        of = f" of {module_name}" if module_name else ""
+        raise ValueError(f"the dictionary's d_in ({cfg.d_in}) does not match the module width ({width}){of}")
 
 
 def reconstruct_with(dictionary: SparseDictionary, record: Recorder | None = None) -> Replacement:
