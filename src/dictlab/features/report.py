@@ -86,25 +86,50 @@ class LabelScore(BaseModel):
 
 
 class LatentDiagnosis(BaseModel):
-    """What ``dictlab diagnose`` says about one latent (Dorrell, arXiv 2606.02385)."""
+    """What ``dictlab diagnose`` says about one latent (Dorrell, arXiv 2606.02385), on the diagnosed rows.
+
+    Filled by :func:`dictlab.features.diagnosis.latent_diagnoses`; its module docstring defines the flags.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     flags: list[str] = Field(
-        default_factory=list, description="Short names of what was found: nested-child, nested-parent, dense, ..."
+        default_factory=list,
+        description="Short names of what was found: dead, nested-child, nested-parent, partly-nested-child, "
+        "partly-nested-parent, dense, antipodal, split-pressure, violates-hull, violates-<check> (C1, C2, E1, "
+        "bias-identity, E4-sum).",
     )
-    nested_partner: int | None = Field(default=None, description="The other latent of its most nested pair.")
-    nested_role: str | None = Field(default=None, description="'child' (fires only inside the partner) or 'parent'.")
+    nested_partner: int | None = Field(
+        default=None,
+        description="The other latent of its most nested hierarchy pair (nested pairs first, then the highest "
+        "P(parent | child)).",
+    )
+    nested_role: str | None = Field(
+        default=None,
+        description="'child' (fires only inside the partner, or mostly for a partly nested pair) or 'parent'.",
+    )
     absorption_ratio: float | None = Field(
-        default=None, description="1 − P(parent | child) of that pair: share of child rows the parent left."
+        default=None,
+        description="1 − P(parent | child) of that pair: share of child rows the parent left (0 when nested).",
     )
     dense: bool = Field(default=False, description="Active on more than half the rows.")
-    antipodal_partner: int | None = Field(default=None, description="Latent whose decoder row is nearly its negative.")
-    split_pressure: float | None = Field(default=None, description="SP_k/(λ‖α_k‖₁), lower-bound estimate.")
-    residual_share: float | None = Field(
-        default=None, description="Shrinkage share of the residual on the latent's support."
+    antipodal_partner: int | None = Field(
+        default=None, description="Latent whose decoder row is nearly its negative (cosine < −0.95; the lowest)."
     )
-    details: dict[str, Any] = Field(default_factory=dict, description="Further per-latent numbers of the diagnosis.")
+    split_pressure: float | None = Field(
+        default=None, description="SP_k/(λ‖α_k‖₁), lower-bound estimate; computed for every live latent."
+    )
+    residual_share: float | None = Field(
+        default=None,
+        description="Σ(w_kᵀr_n)²/Σ‖r_n‖² over the latent's active rows: the share of the residual there along its "
+        "own atom (its shrinkage, λ per row when C1 holds); the rest is other atoms' shrinkage and what the "
+        "dictionary misses.",
+    )
+    details: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Further numbers: count, density, per-atom condition values, every hierarchy and antipodal "
+        "partner, pairs failing the hull test, mean ‖r_n‖/λ and the share of rows with ‖r_n‖ > λ.",
+    )
 
 
 class LatentFeatures(BaseModel):
