@@ -12,6 +12,7 @@ from dictlab.cli.options import model_from_options, options_from_model
 from dictlab.distributed import init_from_environment, shutdown, world
 from dictlab.jobs.capture import CaptureConfig, run_capture
 from dictlab.jobs.diagnose import DiagnoseRequest, run_diagnose
+from dictlab.jobs.features import FeaturesRequest, run_features
 from dictlab.jobs.in_model import InModelRequest, run_in_model_eval
 from dictlab.jobs.saelens_interop import export_saelens, import_saelens
 from dictlab.jobs.train import StoreTrainRequest, train_on_store
@@ -99,6 +100,18 @@ def train(**options: object) -> None:
     buffer; writes cfg.json + weights.safetensors (usable on raw activations), metrics.json and a resumable
     train/ folder to --out."""
     train_on_store(model_from_options(StoreTrainRequest, options), echo=echo)
+
+
+@cli.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@options_from_model(FeaturesRequest, exclude=("run",))
+@reports_errors
+def features(run: Path, **options: object) -> None:
+    """What every latent of the dictionary in RUN means, from one pass over --store: density, activation
+    histogram, top and quantile-sampled token contexts, co-firing and decoder neighbours, logit lens, label
+    detection and (--diagnose) the optimality diagnosis; writes features.json, latents/ and an offline HTML browser
+    (browser/index.html) to --out."""
+    run_features(model_from_options(FeaturesRequest, {"run": run, **options}), echo=echo)
 
 
 @cli.command("eval-in-model")

@@ -122,8 +122,10 @@ def compute_features(
         joint, per_label = label_counts(codes, row_labels, len(label_names))
         precision, recall, f1 = detection_scores(joint, counts, per_label)
         labels = (row_labels, precision, recall, f1)
-    diagnosis_list, headline = diagnoses(codes) if diagnoses is not None else (None, None)
-    clock.lap("diagnose")
+    diagnosis_list, headline = None, None
+    if diagnoses is not None:
+        diagnosis_list, headline = diagnoses(codes)
+        clock.lap("diagnose")
     picks = _context_picks(sorted_codes, counts, options)
     block = context_block(store, codes, rows_info, picks.latents, picks.rows, options.window)
     clock.lap("contexts")

@@ -1,6 +1,7 @@
 """Rendering shared by every output dictlab writes: markdown tables and number formats, headless matplotlib
-figures, static self-contained HTML (report.html per run, index.html across runs)."""
+figures, static self-contained HTML (report.html per run, index.html across runs, the offline feature browser)."""
 
+from dictlab.report.feature_browser import write_browser
 from dictlab.report.figures import DEFAULT_DPI, PALETTE, save_figure
 from dictlab.report.html import Table, environment_info, html_table, page
 from dictlab.report.index_html import write_report_index
@@ -20,6 +21,7 @@ __all__ = [
     "pct",
     "report_summary",
     "save_figure",
+    "write_browser",
     "write_report_index",
     "write_reproduction_report",
 ]

@@ -576,6 +576,25 @@
         '</td><td class="num">' + fmt(f) + "</td></tr>").join("") + "</tbody></table>";
   }
 
+  // One value of a diagnosis' details: numbers formatted, {key: value} as lines, lists of partner records as links.
+  function detailHtml(v) {
+    if (v === null || v === undefined) return "–";
+    if (typeof v === "number") return fmt(v);
+    if (typeof v === "string" || typeof v === "boolean") return esc(String(v));
+    if (Array.isArray(v)) {
+      if (!v.length) return "–";
+      return v.map((item) => {
+        if (item && typeof item === "object" && "partner" in item) {
+          const rest = Object.entries(item).filter(([k]) => k !== "partner");
+          return latentLink(item.partner) + ' <span class="muted">' +
+            rest.map(([k, x]) => esc(k.replace(/_/g, " ")) + " " + (x === null ? "–" : typeof x === "number" ? fmt(x) : esc(String(x)))).join(", ") + "</span>";
+        }
+        return typeof item === "number" ? fmt(item) : esc(JSON.stringify(item));
+      }).join("<br>");
+    }
+    return Object.entries(v).map(([k, x]) => esc(k) + ": " + (x === null ? "–" : typeof x === "number" ? fmt(x) : esc(JSON.stringify(x)))).join("<br>");
+  }
+
   function diagnosisHtml(d) {
     if (!d) return '<p class="muted">Not diagnosed.</p>';
     d = Object.assign({ flags: [], nested_partner: null, nested_role: null, absorption_ratio: null, dense: false,
@@ -590,9 +609,7 @@
       ["split pressure", fmt(d.split_pressure)],
       ["residual share", fmt(d.residual_share)],
     ];
-    for (const [k, v] of Object.entries(d.details || {})) {
-      rows.push([k, esc(typeof v === "number" ? fmt(v) : typeof v === "string" ? v : JSON.stringify(v))]);
-    }
+    for (const [k, v] of Object.entries(d.details || {})) rows.push([k.replace(/_/g, " "), detailHtml(v)]);
     return '<table class="kv diagnosis">' + rows.map(([k, v]) => "<tr><th>" + esc(k) + "</th><td>" + v + "</td></tr>").join("") + "</table>";
   }
 
