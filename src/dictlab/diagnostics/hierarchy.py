@@ -11,6 +11,7 @@ child's support (absorption).
 """
 
 import numpy as np
+import torch
 from pydantic import BaseModel, Field
 from torch import Tensor
 
@@ -34,12 +35,14 @@ class HierarchyPair(BaseModel):
 
 
 class HierarchySummary(BaseModel):
-    """Nested supports among candidate pairs (flagged by the hull test, or requested)."""
+    """Nested supports among candidate pairs (flagged by the hull test, or requested), and the tilted pairs."""
 
     n_candidates: int
     n_nested: int
     n_bound_violations: int
     pairs: list[HierarchyPair] = Field(description="Candidates, most nested first (at most 50).")
+    n_tilted: int = Field(default=0, description="Pairs in the absorbed configuration (:func:`tilted_pairs`).")
+    tilted: list["TiltedPair"] = Field(default_factory=list, description="Tilted pairs, strongest first (at most 50).")
 
 
 def hierarchy_pairs(
@@ -84,11 +87,14 @@ def hierarchy_pairs(
             )
         )
     out.sort(key=lambda p: (-p.p_parent_given_child, p.bound_slack))
+    tilted = tilted_pairs(codes, atoms)
     return HierarchySummary(
         n_candidates=len(out),
         n_nested=sum(p.nested for p in out),
         n_bound_violations=sum(p.bound_slack < -1e-9 for p in out),
         pairs=out[:limit],
+        n_tilted=len(tilted),
+        tilted=tilted[:limit],
     )
 
 
@@ -97,3 +103,84 @@ def nested_fraction_matrix(codes: SparseCodes) -> Tensor:
     B = (codes.to_dense() > 0).double()
     both = B.T @ B
     return both / B.sum(dim=0).clamp_min(1)[None, :]
+
+
+TILT_COSINE = 0.25
+"""A child atom counts as tilted towards a parent above this decoder cosine (random unit vectors in D ≥ 256
+dimensions have |c| < 0.25 with overwhelming probability)."""
+TILT_ABSORPTION = 0.1
+"""... and the parent must be silent on at least this share of the child's support."""
+
+
+class TiltedPair(BaseModel):
+    """A (parent, child) pair in the absorbed configuration of §5: the child's atom tilts towards the parent's, and
+    the parent is silent on part of the child's support."""
+
+    parent: int
+    child: int
+    cosine: float = Field(description="c = w_parentᵀw_child.")
+    support_parent: int
+    support_child: int
+    p_parent_given_child: float = Field(description="P(parent active | child active).")
+    absorption_ratio: float = Field(description="1 − P(parent | child).")
+
+
+def tilted_pairs(
+    codes: SparseCodes,
+    atoms: Tensor,
+    *,
+    min_cosine: float = TILT_COSINE,
+    min_absorption: float = TILT_ABSORPTION,
+    block: int = 1024,
+) -> list[TiltedPair]:
+    """Every pair of live atoms with c ≥ ``min_cosine`` where the atom with the smaller support (the child) has
+    absorption ratio 1 − P(parent | child) ≥ ``min_absorption``; strongest cosine first.
+
+    This is the label-free signature of the absorption move (arXiv 2606.02385 §5; docs/optimality.md): it removes
+    parent code on the child's points and tilts the child atom towards the parent, which the first-order conditions
+    allow — unlike a nested pair, a tilted pair can be stationary. atoms: [K, D] unit rows. Cost: one blocked pass
+    over W·Wᵀ plus a sorted intersection of the two supports per candidate pair.
+    """
+    counts = codes.counts.numpy()
+    live = np.flatnonzero(counts > 0)
+    if len(live) < 2:
+        return []
+    W = atoms.double()[torch.from_numpy(live)]
+    candidates = []
+    for lo in range(0, len(live), block):
+        gram = (W[lo : lo + block] @ W.T).numpy()
+        rows, cols = np.nonzero(gram >= min_cosine)
+        keep = cols > rows + lo  # each unordered pair once, never an atom with itself
+        candidates.append(np.stack([live[rows[keep] + lo], live[cols[keep]], gram[rows[keep], cols[keep]]], axis=1))
+    found = np.concatenate(candidates) if candidates else np.empty((0, 3))
+    if not len(found):
+        return []
+    csc = codes.scipy_csc()
+    csc.sort_indices()
+
+    def support(k: int) -> np.ndarray:
+        return csc.indices[csc.indptr[k] : csc.indptr[k + 1]]
+
+    out = []
+    for a, b, cos in found:
+        a, b = int(a), int(b)
+        parent, child = (a, b) if (counts[a], -a) >= (counts[b], -b) else (b, a)
+        both = len(np.intersect1d(support(parent), support(child), assume_unique=True))
+        p_pc = both / counts[child]
+        if 1 - p_pc >= min_absorption:
+            out.append(
+                TiltedPair(
+                    parent=parent,
+                    child=child,
+                    cosine=float(cos),
+                    support_parent=int(counts[parent]),
+                    support_child=int(counts[child]),
+                    p_parent_given_child=float(p_pc),
+                    absorption_ratio=float(1 - p_pc),
+                )
+            )
+    out.sort(key=lambda p: (-p.cosine, p.parent, p.child))
+    return out
+
+
+HierarchySummary.model_rebuild()

@@ -124,6 +124,7 @@ def diagnosis_headline(diagnostics: Diagnostics) -> dict[str, Any]:
         "failing_checks": [c.name for c in report.conditions if not c.holds],
         "n_failing_pairs": report.pairwise.n_failing_pairs,
         "n_nested_pairs": report.pairwise.n_nested_pairs,
+        "n_tilted_pairs": report.hierarchy.n_tilted,
         "n_dense": report.dense.n_dense,
         "n_antipodal_pairs": report.dense.n_antipodal_pairs,
         "fraction_above_lambda": report.residuals.fraction_above_lambda,
@@ -191,9 +192,10 @@ def _atom_conditions(diagnostics: Diagnostics) -> dict[str, tuple[list[float | N
     return out
 
 
-def _hierarchy(diagnostics: Diagnostics) -> dict[int, list[dict[str, Any]]]:
-    """Each latent's hierarchy pairs, most nested first: the nested pairs of the pairwise walk and the report's
-    partly nested candidates that fail the 1-D hull test."""
+def nested_pairs(diagnostics: Diagnostics) -> list[dict[str, Any]]:
+    """The label-free hierarchy flags of a diagnosis: every nested pair of the pairwise walk and the report's
+    partly nested candidates that fail the 1-D hull test, each as {parent, child, nested, absorption_ratio,
+    p_parent_given_child, p_child_given_parent, cosine, bound_slack}."""
     codes, report = diagnostics.codes, diagnostics.report
     K = codes.n_atoms
     counts = codes.counts.tolist()
@@ -236,8 +238,13 @@ def _hierarchy(diagnostics: Diagnostics) -> dict[int, list[dict[str, Any]]]:
                 "cosine": float(W[parent] @ W[child]),
                 "bound_slack": None,
             }
+    return list(pairs.values())
+
+
+def _hierarchy(diagnostics: Diagnostics) -> dict[int, list[dict[str, Any]]]:
+    """Each latent's hierarchy pairs (:func:`nested_pairs`) with its role and partner, most nested first."""
     out: dict[int, list[dict[str, Any]]] = {}
-    for pair in pairs.values():
+    for pair in nested_pairs(diagnostics):
         child, parent = pair["child"], pair["parent"]
         for latent, partner, role in ((child, parent, "child"), (parent, child, "parent")):
             entry = {"partner": partner, "role": role}

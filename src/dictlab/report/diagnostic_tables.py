@@ -37,7 +37,8 @@ def diagnostics_summary(report: DiagnosticsReport) -> str:
     lines.append(f"LP hull test: {len(report.lp) - len(infeasible)} of {len(report.lp)} feasible")
     h, d = report.hierarchy, report.dense
     lines.append(
-        f"hierarchy: {h.n_nested} nested of {h.n_candidates} candidate pairs, {h.n_bound_violations} bound violations"
+        f"hierarchy: {h.n_nested} nested of {h.n_candidates} candidate pairs, {h.n_bound_violations} bound violations; "
+        f"{h.n_tilted} tilted pairs (child atom tilted to the parent's, parent silent on part of its support)"
     )
     lines.append(f"dense atoms (density > ½): {d.n_dense}; antipodal pairs (c < −0.95): {d.n_antipodal_pairs}")
     r = report.residuals
