@@ -1,4 +1,5 @@
-"""Where a diagnosed dictionary and its data come from: dictlab run folders, SAELens folders, activation files."""
+"""Where a diagnosed dictionary and its data come from: dictlab run folders, SAELens folders, other libraries'
+SAE folders (sparsify, dictionary_learning, Gemma Scope, OpenAI), activation files."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +11,16 @@ from torch import Tensor
 from dictlab.data import LRBConfig, generate_lrb, load_activations
 from dictlab.diagnostics.problem import DiagnosticsInputError
 from dictlab.models import SparseDictionary, is_saelens_folder, load_dictionary, load_saelens, read_run_config
+from dictlab.models.formats import ForeignFormatError, detect_format, load_foreign
+from dictlab.models.io import weight_files
 from dictlab.models.saelens import read_saelens_config
 from dictlab.validation import validation_message
+
+DICTIONARY_HELP = (
+    "The dictionary: a dictlab run, SAELens, sparsify, dictionary_learning, OpenAI sparse_autoencoder or Gemma Scope "
+    "folder (or the .pt / .npz file of the one-file formats)."
+)
+"""The help text of every command argument that :func:`load_source` reads."""
 
 
 class RunMetadata(BaseModel):
@@ -47,36 +56,54 @@ class DictionarySource:
 
     model: SparseDictionary
     format: str
-    """'dictlab' or 'saelens'."""
+    """'dictlab', 'saelens', or a foreign format: 'sparsify', 'dictionary_learning', 'openai', 'gemma_scope'."""
     path: Path
     metadata: dict[str, Any]
     training_coefficient: float | None
     """The ReLU L1 coefficient it was trained with, when the folder records it, in the units of the saved weights:
     a run trained on inputs scaled by s (``dictlab train --normalize``) and saved with s folded into its weights
     had coefficient c on the scaled data, which is c / s on the raw data."""
+    files: tuple[str, ...] = ("cfg.json", "weights.safetensors")
+    """The files in ``path`` that define the dictionary (what an output's identity fingerprints)."""
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "format": self.format, "method": self.metadata.get("method")}
 
 
 def load_source(folder: str | Path) -> DictionarySource:
-    """Load a dictlab run folder (cfg.json + weights.safetensors) or a SAELens folder (+ sae_weights.safetensors)."""
+    """Load a dictlab run folder (cfg.json + weights.safetensors), a SAELens folder (+ sae_weights.safetensors) or
+    a dictionary saved by another library (:mod:`dictlab.models.formats`: sparsify, dictionary_learning, Gemma
+    Scope, OpenAI sparse_autoencoder), whose format :func:`~dictlab.models.formats.detect_format` recognises.
+
+    A one-file format may be given as its file (an OpenAI ``.pt``, a Gemma Scope ``.npz``): ``path`` is then the
+    file's folder and ``files`` names the file. Foreign dictionaries record no training coefficient.
+    """
     folder = Path(folder)
+    if not folder.exists():
+        raise DiagnosticsInputError(f"{folder} does not exist")
+    try:
+        kind = detect_format(folder)
+    except ForeignFormatError as err:
+        raise DiagnosticsInputError(str(err)) from err
+    if kind not in ("dictlab", "saelens"):
+        foreign = load_foreign(folder, kind)
+        where = folder.parent if folder.is_file() else folder
+        return DictionarySource(foreign.model, kind, where, foreign.metadata, None, foreign.files)
     if not folder.is_dir():
         raise DiagnosticsInputError(f"{folder} is not a folder")
-    if is_saelens_folder(folder):
+    if kind == "saelens" or is_saelens_folder(folder):
         model = load_saelens(folder)
         meta = read_saelens_config(folder).get("metadata") or {}
         if not isinstance(meta, dict):
             raise DiagnosticsInputError(f"{folder / 'cfg.json'}: 'metadata' must be a JSON object")
-        return DictionarySource(model, "saelens", folder, meta, None)
+        return DictionarySource(model, "saelens", folder, meta, None, ("cfg.json", "sae_weights.safetensors"))
     model = load_dictionary(folder)
     raw = read_run_config(folder)["metadata"]
     meta = run_metadata(folder, raw)
     coefficient = meta.recipe.get("sparsity_coefficient") if model.cfg.activation == "relu" else None
     if coefficient is not None:
         coefficient = coefficient / meta.input_scale_folded
-    return DictionarySource(model, "dictlab", folder, raw, coefficient)
+    return DictionarySource(model, "dictlab", folder, raw, coefficient, ("cfg.json", *weight_files(folder)))
 
 
 def load_data(

@@ -7,14 +7,13 @@ from pydantic import Field
 
 from dictlab.diagnostics.diagnose import DiagnoseOptions, Diagnostics, diagnose_model
 from dictlab.diagnostics.problem import DiagnosticsInputError
-from dictlab.diagnostics.sources import load_data, load_source
+from dictlab.diagnostics.sources import DICTIONARY_HELP, load_data, load_source
 from dictlab.files.atomic import atomic_write_text
-from dictlab.models.io import weight_files
+from dictlab.models.formats import dictionary_files
 from dictlab.outputs import RunIdentity, check_output, claim_output, file_fingerprint, folder_fingerprints, staged
 from dictlab.report.diagnostic_figures import plot_pairwise_hulls, plot_violation_histograms
 from dictlab.report.diagnostic_tables import diagnostics_summary
 
-SAELENS_FILES = ("sae_weights.safetensors",)
 """The SAELens weights file, beside cfg.json (a dictlab folder's weight files come from its index)."""
 MIN_ROWS = 2
 """Fewest data rows a diagnosis accepts (statistics over one point are undefined)."""
@@ -23,7 +22,7 @@ MIN_ROWS = 2
 class DiagnoseRequest(DiagnoseOptions):
     """A diagnose job: where the dictionary and data are, and where results go."""
 
-    folder: Path = Field(description="dictlab run folder or SAELens folder (cfg.json + sae_weights.safetensors).")
+    folder: Path = Field(description=DICTIONARY_HELP)
     data: Path | None = Field(
         default=None,
         description="Activations (.npy, .safetensors, .pt; rows = samples). Default: a bench run's test split.",
@@ -39,8 +38,8 @@ class DiagnoseRequest(DiagnoseOptions):
 def diagnose_identity(request: DiagnoseRequest) -> RunIdentity:
     """What makes a diagnostics folder: the options and the fingerprints of the dictionary and data files."""
     options = request.model_dump(mode="json", include=set(DiagnoseOptions.model_fields))
-    files = ("cfg.json", *weight_files(request.folder), *SAELENS_FILES)
-    inputs = folder_fingerprints(request.folder, files, prefix="dictionary/")
+    root, files = dictionary_files(request.folder)
+    inputs = folder_fingerprints(root, files, prefix="dictionary/")
     for name in ("data", "target"):
         path = getattr(request, name)
         if path is not None:

@@ -11,13 +11,13 @@ import torch
 from pydantic import Field
 
 from dictlab.data.store import ActivationStore, read_manifest
-from dictlab.diagnostics.sources import DictionarySource, load_source
+from dictlab.diagnostics.sources import DICTIONARY_HELP, DictionarySource, load_source
 from dictlab.features.codes import PassCodes
 from dictlab.features.compute import FeatureOptions, compute_features, pass_range
 from dictlab.features.report import FeatureReport, LatentDiagnosis, LatentFeatures
 from dictlab.features.summary import feature_summary
 from dictlab.files.atomic import atomic_write_text
-from dictlab.models.io import weight_files
+from dictlab.models.formats import dictionary_files
 from dictlab.outputs import RunIdentity, check_output, claim_output, folder_fingerprints, json_fingerprint, staged
 from dictlab.stopwatch import Stopwatch
 
@@ -25,13 +25,12 @@ FEATURES_FILE = "features.json"
 LATENTS_DIR = "latents"
 CHUNK = 256
 """Latents per file under latents/."""
-SAELENS_FILES = ("sae_weights.safetensors",)
 
 
 class FeaturesRequest(FeatureOptions):
     """A features job: which dictionary, store and module, what to add, where results go."""
 
-    run: Path = Field(description="dictlab run folder or SAELens folder (cfg.json + weights).")
+    run: Path = Field(description=DICTIONARY_HELP)
     store: Path = Field(description="Activation store captured with token ids (dictlab capture).")
     module: str | None = Field(
         default=None, description="Module of the store (default: the one the run was trained on, else the only one)."
@@ -65,8 +64,8 @@ _NOT_IDENTITY = {"run", "store", "out", "overwrite", "progress"}
 
 def features_identity(request: FeaturesRequest, store: ActivationStore) -> RunIdentity:
     """What makes a features folder: the options, the dictionary's files and the store's manifest."""
-    files = ("cfg.json", *weight_files(request.run), *SAELENS_FILES)
-    inputs = folder_fingerprints(request.run, files, prefix="dictionary/")
+    root, files = dictionary_files(request.run)
+    inputs = folder_fingerprints(root, files, prefix="dictionary/")
     inputs["store"] = json_fingerprint(store.manifest.model_dump(mode="json"))
     return RunIdentity(
         command="features",

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from dictlab.diagnostics.sources import load_source
+from dictlab.diagnostics.sources import DICTIONARY_HELP, load_source
 from dictlab.files.atomic import atomic_write_text
 
 
@@ -17,7 +17,7 @@ class InModelRequest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    folder: Path = Field(description="dictlab run folder (e.g. from dictlab train --store) or SAELens folder.")
+    folder: Path = Field(description=DICTIONARY_HELP)
     model: str | None = Field(default=None, description="Causal LM folder or alias (default: the store's model).")
     module: str | None = Field(default=None, description="Module to splice at (default: the module trained on).")
     corpus: str = Field(default="python-docs", description="Texts to score: a corpus name or a .txt/.jsonl file.")

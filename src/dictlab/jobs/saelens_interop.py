@@ -6,8 +6,9 @@ another source wrote is refused unless ``overwrite``; the files are staged and m
 
 from pathlib import Path
 
-from dictlab.models import load_dictionary, load_saelens, read_run_config, save_dictionary
-from dictlab.models.io import CONFIG_FILE, weight_files
+from dictlab.diagnostics.sources import load_source
+from dictlab.models import load_saelens, save_dictionary
+from dictlab.models.io import CONFIG_FILE
 from dictlab.models.saelens import (
     SAELENS_CONFIG_FILE,
     SAELENS_WEIGHTS_FILE,
@@ -32,15 +33,16 @@ def _text(value: object, what: str, folder: Path) -> str | None:
 def export_saelens(
     run: Path, out: Path, model_name: str | None = None, hook_name: str | None = None, overwrite: bool = False
 ) -> Path:
-    """Write the SAE of dictlab run folder ``run`` as a SAELens folder; model and hook names default to what the
-    run recorded (the store's model and module)."""
-    model = load_dictionary(run)
-    meta = read_run_config(run)["metadata"]
+    """Write the SAE in ``run`` (a dictlab run or any folder :func:`~dictlab.diagnostics.sources.load_source`
+    reads: SAELens, sparsify, dictionary_learning, OpenAI, Gemma Scope) as a SAELens folder; model and hook names
+    default to what the folder recorded (the store's model and module)."""
+    source = load_source(run)
+    model, meta = source.model, source.metadata
     names = {
         "model_name": model_name or _text(meta.get("model"), "metadata.model", run),
-        "hook_name": hook_name or _text(meta.get("module"), "metadata.module", run),
+        "hook_name": hook_name or _text(meta.get("module") or meta.get("hook_name"), "metadata.module", run),
     }
-    identity = _identity("export-saelens", run, (CONFIG_FILE, *weight_files(run)), names)
+    identity = _identity("export-saelens", source.path, source.files, names)
     with claim_output(out, identity, overwrite) as folder, staged(folder) as stage:
         save_saelens(model, stage, {k: v for k, v in names.items() if v})
     return out
