@@ -12,6 +12,7 @@ from dictlab.cli.options import model_from_options, options_from_model
 from dictlab.distributed import init_from_environment, shutdown, world
 from dictlab.jobs.capture import CaptureConfig, run_capture
 from dictlab.jobs.diagnose import DiagnoseRequest, run_diagnose
+from dictlab.jobs.evaluate import EvaluateRequest, run_evaluate
 from dictlab.jobs.features import FeaturesRequest, run_features
 from dictlab.jobs.in_model import InModelRequest, run_in_model_eval
 from dictlab.jobs.saelens_interop import export_saelens, import_saelens
@@ -60,14 +61,15 @@ def bench(**options: object) -> None:
 
 
 @cli.command()
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", type=click.Path(exists=True, path_type=Path))
 @options_from_model(DiagnoseRequest, exclude=("folder",))
 @reports_errors
 def diagnose(folder: Path, **options: object) -> None:
     """Check a dictionary against the first-order optimality conditions of the nonnegative L1 dictionary
     problem (P_K): conditions C1–C3, identities E1–E4, the pairwise hull test, hierarchy, dense/antipodal
-    features, residual structure and the wide-dictionary convex bound. FOLDER is a dictlab run folder or a
-    SAELens folder; writes diagnostics.json, summary.txt and figures to --out."""
+    features, residual structure and the wide-dictionary convex bound. FOLDER is a dictlab run, SAELens,
+    sparsify, dictionary_learning, OpenAI or Gemma Scope folder; writes diagnostics.json, summary.txt and figures to
+    --out."""
     run_diagnose(model_from_options(DiagnoseRequest, {"folder": folder, **options}), echo=echo)
 
 
@@ -103,7 +105,7 @@ def train(**options: object) -> None:
 
 
 @cli.command()
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
 @options_from_model(FeaturesRequest, exclude=("run",))
 @reports_errors
 def features(run: Path, **options: object) -> None:
@@ -114,8 +116,20 @@ def features(run: Path, **options: object) -> None:
     run_features(model_from_options(FeaturesRequest, {"run": run, **options}), echo=echo)
 
 
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@options_from_model(EvaluateRequest, exclude=("runs",))
+@reports_errors
+def evaluate(runs: tuple[Path, ...], **options: object) -> None:
+    """Evaluate the SAEs in RUNS (dictlab, SAELens, sparsify, dictionary_learning, OpenAI or Gemma Scope folders)
+    the way the field compares them: SAELens/SAEBench core metrics, k-sparse probing, first-letter and WordNet
+    absorption (with the agreement of dictlab's label-free nested-pair flags). Writes evaluation.json,
+    results/<SAE>.json, SAEBench's layout under saebench/, and report.html with the L0 frontier to --out."""
+    run_evaluate(model_from_options(EvaluateRequest, {"runs": runs, **options}), echo=echo)
+
+
 @cli.command("eval-in-model")
-@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("folder", type=click.Path(exists=True, path_type=Path))
 @options_from_model(InModelRequest, exclude=("folder",))
 @reports_errors
 def eval_in_model(folder: Path, **options: object) -> None:
@@ -125,7 +139,7 @@ def eval_in_model(folder: Path, **options: object) -> None:
 
 
 @cli.command("export-saelens")
-@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run", type=click.Path(exists=True, path_type=Path))
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--model-name", help="SAELens metadata.model_name (default: the model the run was trained on).")
 @click.option("--hook-name", help="SAELens metadata.hook_name (default: the module the run was trained on).")
@@ -134,8 +148,9 @@ def eval_in_model(folder: Path, **options: object) -> None:
 def export_saelens_command(
     run: Path, out: Path, model_name: str | None, hook_name: str | None, overwrite: bool
 ) -> None:
-    """Write the SAE of dictlab run folder RUN as a SAELens v6 folder OUT (cfg.json + sae_weights.safetensors):
-    relu → standard, topk → topk, jumprelu/batchtopk/matryoshka → jumprelu (same inference codes)."""
+    """Write the SAE in RUN (a dictlab run, or a sparsify, dictionary_learning, OpenAI or Gemma Scope folder or file)
+    as a SAELens v6 folder OUT (cfg.json + sae_weights.safetensors): relu → standard, topk → topk,
+    jumprelu/batchtopk/matryoshka → jumprelu (same inference codes)."""
     click.echo(f"wrote {export_saelens(run, out, model_name, hook_name, overwrite)}")
 
 

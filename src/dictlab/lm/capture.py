@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dictlab.data.corpora.labelled import LabelledTexts
 from dictlab.data.store import StoreError, StoreManifest, StoreWriter, read_manifest
 from dictlab.data.store.manifest import MANIFEST_FILE
 from dictlab.data.store.tokens import ShardTokens, batch_tokens
@@ -190,16 +191,23 @@ class _Inputs:
     plan: CapturePlan
 
 
-def _prepare(config: CaptureConfig) -> _Inputs:
-    """Check the device and ``--out``, load the corpus and the model, plan the batches and shards."""
+def capture_corpus(corpus: str, max_per_class: int | None, max_texts: int | None, seed: int) -> LabelledTexts:
+    """The texts a capture reads, in the order a store's ``text_index`` counts them: ``corpus`` (a name or a file),
+    balanced to ``max_per_class`` texts per class with ``seed`` when given, then its first ``max_texts``."""
     from dictlab.data.corpora import load_corpus
 
+    texts = load_corpus(corpus)
+    if max_per_class:
+        texts = texts.balanced(max_per_class, seed)
+    return texts.subset(range(min(max_texts, len(texts)))) if max_texts else texts
+
+
+def _prepare(config: CaptureConfig) -> _Inputs:
+    """Check the device and ``--out``, load the corpus and the model, plan the batches and shards."""
     device = check_device(config.device)
     check_output(config.out, capture_identity(config), config.overwrite)
-    corpus = load_corpus(config.corpus)
-    if config.max_per_class:
-        corpus = corpus.balanced(config.max_per_class, config.seed)
-    texts = corpus.texts[: config.max_texts] if config.max_texts else corpus.texts
+    corpus = capture_corpus(config.corpus, config.max_per_class, config.max_texts, config.seed)
+    texts = corpus.texts
     lm = load_language_model(config.model, TORCH_DTYPES[config.model_dtype], device)
     names = resolve_modules(lm.model, list(config.module))
     widths = module_widths(lm, names, device)

@@ -142,40 +142,11 @@ def save_saelens(model: SparseDictionary, folder: str | Path, metadata: dict[str
     atomically, weights first.
     """
     folder = Path(folder)
-    cfg = model.cfg
-    if cfg.kind != "sae":
-        raise SAELensFormatError(f"cannot export a {cfg.kind} to SAELens {folder}: only kind 'sae' is supported")
-    activation = model.activation
+    sae_cfg = saelens_config(model, metadata, folder)
     tensors = {name: getattr(model, name).detach() for name in _BASE_TENSORS}
-    extra: dict[str, Any] = {}
-    if cfg.activation == "topk":
-        architecture = "topk"
-        extra = {"k": cfg.k, "rescale_acts_by_decoder_norm": False}
-    elif cfg.activation == "relu":
-        architecture = "standard"
-    elif cfg.activation_class.has_inference_threshold:
-        threshold = activation.inference_threshold()
-        if threshold is None:
-            raise SAELensFormatError(
-                f"cannot export {cfg.activation} to SAELens {folder}: its inference threshold is unset; "
-                "train the model first"
-            )
-        architecture = "jumprelu"
+    threshold = model.activation.inference_threshold()
+    if sae_cfg["architecture"] == "jumprelu" and threshold is not None:  # saelens_config checked it is set
         tensors["threshold"] = threshold
-    else:
-        raise SAELensFormatError(f"cannot export activation {cfg.activation!r} to SAELens {folder}")
-    sae_cfg = {
-        "d_in": cfg.d_in,
-        "d_sae": cfg.d_sae,
-        "dtype": "float32",
-        "device": "cpu",
-        "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
-        "normalize_activations": "none",
-        "reshape_activations": "none",
-        "metadata": dict(metadata or {}),
-        **extra,
-        "architecture": architecture,
-    }
     cfg_text = json.dumps(sae_cfg, indent=2) + "\n"  # serialize first: bad metadata must not leave half a folder
     cfg_path = folder / SAELENS_CONFIG_FILE
     if cfg_path.is_file():
@@ -190,6 +161,43 @@ def save_saelens(model: SparseDictionary, folder: str | Path, metadata: dict[str
     save_safetensors(out, folder / SAELENS_WEIGHTS_FILE, {"format": "pt", "dictlab_version": dictlab.__version__})
     atomic_write_text(cfg_path, cfg_text)
     return folder
+
+
+def saelens_config(
+    model: SparseDictionary, metadata: dict[str, Any] | None = None, folder: str | Path | None = None
+) -> dict[str, Any]:
+    """The SAELens v6 ``cfg.json`` dict that :func:`save_saelens` writes for ``model`` (architecture from the
+    activation as described there); ``folder`` only names the destination in errors."""
+    where = f" to SAELens {folder}" if folder is not None else " to SAELens"
+    cfg = model.cfg
+    if cfg.kind != "sae":
+        raise SAELensFormatError(f"cannot export a {cfg.kind}{where}: only kind 'sae' is supported")
+    extra: dict[str, Any] = {}
+    if cfg.activation == "topk":
+        architecture = "topk"
+        extra = {"k": cfg.k, "rescale_acts_by_decoder_norm": False}
+    elif cfg.activation == "relu":
+        architecture = "standard"
+    elif cfg.activation_class.has_inference_threshold:
+        if model.activation.inference_threshold() is None:
+            raise SAELensFormatError(
+                f"cannot export {cfg.activation}{where}: its inference threshold is unset; train the model first"
+            )
+        architecture = "jumprelu"
+    else:
+        raise SAELensFormatError(f"cannot export activation {cfg.activation!r}{where}")
+    return {
+        "d_in": cfg.d_in,
+        "d_sae": cfg.d_sae,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
+        "normalize_activations": "none",
+        "reshape_activations": "none",
+        "metadata": dict(metadata or {}),
+        **extra,
+        "architecture": architecture,
+    }
 
 
 def _int_key(raw: dict[str, Any], key: str, cfg_path: Path) -> int:

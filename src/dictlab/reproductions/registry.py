@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from dictlab.outputs import RunIdentity, claim_output
 from dictlab.reproductions import (
     ablations,
+    absorption,
     dense_antipodal,
     hierarchy,
     real_anchoring,
@@ -38,6 +39,7 @@ REPRODUCTIONS: dict[str, Reproduction[Any]] = {
         ablations.REPRODUCTION,
         resampling.REPRODUCTION,
         real_anchoring.REPRODUCTION,
+        absorption.REPRODUCTION,
     )
 }
 
