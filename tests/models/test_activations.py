@@ -70,11 +70,43 @@ def test_jumprelu_threshold_receives_gradient_from_output_and_l0() -> None:
     pre = theta + torch.tensor([[-0.01, 0.01, 0.5] + [-1.0] * 61])  # two latents within the bandwidth
     codes = act(pre)
     penalty = act.sparsity_penalty(pre, codes, torch.ones(64))
-    (grad_l0,) = torch.autograd.grad(penalty, act.log_threshold, retain_graph=True)
+    (grad_l0,) = torch.autograd.grad(penalty, act.threshold, retain_graph=True)
     assert grad_l0[0] < 0 and grad_l0[1] < 0, "raising θ must lower the (smoothed) L0"
     assert torch.all(grad_l0[2:] == 0), "latents far from θ get no straight-through gradient"
-    (grad_out,) = torch.autograd.grad(codes.sum(), act.log_threshold)
+    (grad_out,) = torch.autograd.grad(codes.sum(), act.threshold)
     assert grad_out[:2].abs().sum() > 0
+
+
+def test_jumprelu_threshold_moves_additively_under_adam() -> None:
+    """θ is the trained parameter: Adam moves it by ≈ lr per step even from a small θ⁰ (through log θ it would
+    move by ≈ lr·θ⁰, a hundred times less here)."""
+    act = JumpReLU(4, init_threshold=0.01, bandwidth=0.05)
+    optimizer = torch.optim.Adam(act.parameters(), lr=1e-3)
+    pre = torch.full((8, 4), 0.02)  # inside the bandwidth: the L0 penalty pushes θ up
+    for _ in range(10):
+        optimizer.zero_grad()
+        act.sparsity_penalty(pre, act(pre), torch.ones(4)).backward()
+        optimizer.step()
+    assert torch.allclose(act.threshold.detach(), torch.full((4,), 0.02), atol=1e-4)
+
+
+def test_jumprelu_threshold_is_projected_onto_non_negative_values() -> None:
+    act = JumpReLU(3, init_threshold=0.1, bandwidth=0.05)
+    with torch.no_grad():
+        act.threshold.copy_(torch.tensor([-0.2, 0.0, 0.3]))
+    pre = torch.tensor([[-0.1, 0.05, 0.2]])
+    act.eval()
+    assert torch.equal(act(pre), torch.tensor([[0.0, 0.05, 0.0]])), "eval gates on max(θ, 0)"
+    assert torch.equal(act.inference_threshold(), torch.tensor([0.0, 0.0, 0.3]))
+    act.train()
+    act(pre)
+    assert torch.equal(act.threshold.detach(), torch.tensor([0.0, 0.0, 0.3])), "a training pass projects θ"
+
+
+def test_jumprelu_loads_a_legacy_log_threshold() -> None:
+    act = JumpReLU(3, init_threshold=0.1, bandwidth=0.05)
+    act.load_state_dict({"log_threshold": torch.tensor([0.5, 1.0, 2.0]).log()})
+    assert torch.allclose(act.threshold.detach(), torch.tensor([0.5, 1.0, 2.0]))
 
 
 def test_relu_penalty_is_weighted_by_decoder_norms() -> None:

@@ -33,7 +33,7 @@ def _model(activation: str, seed: int = 0, **kwargs: object) -> SparseDictionary
         model.b_dec.copy_(0.1 * torch.randn(D_IN, generator=gen))
         model.W_dec.mul_(1 + torch.rand(D_SAE, 1, generator=gen))
         if activation == "jumprelu":
-            model.activation.log_threshold.copy_(torch.randn(D_SAE, generator=gen) - 2)
+            model.activation.threshold.copy_((torch.randn(D_SAE, generator=gen) - 2).exp())
     return model
 
 
@@ -256,11 +256,14 @@ def test_non_finite_weights(tmp_path: Path, bad: float) -> None:
         load_saelens(folder)
 
 
-def test_non_positive_threshold(tmp_path: Path) -> None:
+def test_zero_thresholds_load_as_a_relu_gate(tmp_path: Path) -> None:
     folder = _valid_folder(tmp_path)
-    _edit_weights(folder, threshold=torch.zeros(D_SAE))
-    with pytest.raises(SAELensFormatError, match=r"48 of 48 JumpReLU thresholds are ≤ 0"):
-        load_saelens(folder)
+    _edit_weights(folder, threshold=torch.zeros(D_SAE))  # SAELens gates on threshold.relu(): a plain ReLU
+    model = load_saelens(folder)
+    x = torch.randn(16, D_IN, generator=torch.Generator().manual_seed(3))
+    shifted = x - model.b_dec if model.cfg.apply_b_dec_to_input else x
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(x), torch.relu(shifted @ model.W_enc + model.b_enc))
 
 
 def test_unsupported_architecture(tmp_path: Path) -> None:

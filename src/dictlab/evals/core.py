@@ -494,8 +494,12 @@ def evaluate_core(
             read once, one batch at a time.
         text_index: optional, aligned with ``batches``: the text of every row, [n] ints (``store.text_index``);
             needed for ``consistent_activation_heuristic``.
-        language_model, texts, module: when all given, the CE-loss/KL metrics splice the SAE into ``module`` of the
-            causal LM on ``texts``.
+        options: the knobs (:class:`CoreOptions`; default when None).
+        language_model: the causal LM; with ``texts`` and ``module`` the CE-loss/KL metrics splice the SAE into
+            ``module`` of it on ``texts``.
+        texts: the texts of the CE-loss/KL metrics.
+        module: the module whose output the SAE reconstructs.
+        progress: show a progress bar.
     """
     options = options or CoreOptions()
     _check_sae(dictionary)

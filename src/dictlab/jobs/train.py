@@ -56,6 +56,11 @@ class StoreTrainRequest(BaseModel):
     d_sae: int | None = Field(default=None, gt=0, description="Number of latents.")
     k: int = Field(default=32, gt=0, description="Active latents, for activations that use k (the TopK family).")
     sparsity_coefficient: float = Field(default=0.0, ge=0, description="ReLU L1 / JumpReLU L0 coefficient.")
+    target_l0: float | None = Field(
+        default=None,
+        gt=0,
+        description="JumpReLU: train to this L0 (penalty λ·|L0/target − 1|, λ = --sparsity-coefficient; ≈ 10 works).",
+    )
     lr: float = Field(default=1e-3, gt=0, description="Adam learning rate.")
     batch_size: int = Field(default=4096, gt=0, description="Rows per step.")
     epochs: float = Field(default=1.0, gt=0, description="Passes over the training rows (ignored when steps is set).")
@@ -125,6 +130,8 @@ class StoreTrainRequest(BaseModel):
                 "sparsity-coefficient",
                 "penalised activations (" + ", ".join(activation_names(has_sparsity_penalty=True)) + ")",
             )
+        if self.target_l0 is not None and not chosen.sparsity_penalty_is_l0:
+            refuse("target-l0", "activations with an L0 penalty (" + ", ".join(_l0_penalised()) + ")")
         if not chosen.has_sparse_path:
             for option in ("aux_coefficient", "path"):
                 if option in given:
@@ -135,6 +142,10 @@ class StoreTrainRequest(BaseModel):
         if self.precision == "tf32" and not self.device.startswith("cuda"):
             raise ValueError(f"--precision tf32 changes CUDA matmuls only; on {self.device} use fp32 or bf16")
         return self
+
+
+def _l0_penalised() -> list[str]:
+    return [name for name in activation_names() if activation_class(name).sparsity_penalty_is_l0]
 
 
 def peak_rss_mib() -> float:
@@ -273,6 +284,7 @@ def _prepare(request: StoreTrainRequest, module: str | None, mesh: Mesh, echo: C
     recipe = RecipeConfig(
         lr=request.lr,
         sparsity_coefficient=request.sparsity_coefficient,
+        target_l0=request.target_l0,
         aux_coefficient=request.aux_coefficient if cfg.has_sparse_path else 0.0,
         path=request.path,
     )

@@ -159,6 +159,9 @@ def load_dictionary(folder: str | Path, device: str | torch.device = "cpu") -> S
         ) from err
     weights_path = folder / (INDEX_FILE if (folder / INDEX_FILE).is_file() else WEIGHTS_FILE)
     tensors = _read_weights(folder, device)
+    legacy = "activation.log_threshold"  # JumpReLU runs saved before θ was trained directly
+    if legacy in tensors and "activation.threshold" not in tensors:
+        tensors["activation.threshold"] = tensors.pop(legacy).exp()
     model = SparseDictionary(cfg).to(device)
     expected = {name: tuple(t.shape) for name, t in model.state_dict().items()}
     found = {name: tuple(t.shape) for name, t in tensors.items()}

@@ -51,8 +51,8 @@ def load_saelens(folder: str | Path, device: str | torch.device = "cpu") -> Spar
     """Rebuild a SAELens v6 SAE as a dictlab :class:`SparseDictionary` of kind ``sae`` (float32).
 
     ``standard`` becomes activation ``relu``, ``topk`` becomes ``topk`` with the same k, and ``jumprelu`` becomes
-    ``jumprelu`` with ``log_threshold = log(threshold)``; every threshold must be > 0 (SAELens gates on
-    ``threshold.relu()``, so a threshold ≤ 0 has no log). A ``topk`` SAE with ``rescale_acts_by_decoder_norm`` (top-k
+    ``jumprelu`` with the same thresholds (SAELens gates on ``threshold.relu()``, dictlab on max(θ, 0): a
+    threshold ≤ 0 is a plain ReLU gate in both). A ``topk`` SAE with ``rescale_acts_by_decoder_norm`` (top-k
     of ``pre·‖W_dec[i]‖``, decoded as ``codes / ‖W_dec[i]‖ @ W_dec``) is folded into plain TopK: column i of
     ``W_enc`` and ``b_enc[i]`` are multiplied by ‖W_dec[i]‖ and row ``W_dec[i]`` is divided by it, which gives the
     same codes and reconstructions (up to float rounding) with unit-norm decoder rows; decoder rows of norm 0 are
@@ -118,13 +118,7 @@ def load_saelens(folder: str | Path, device: str | torch.device = "cpu") -> Spar
         tensors["W_dec"] = tensors["W_dec"] / norms[:, None]
     state = {name: tensors[name] for name in _BASE_TENSORS}
     if architecture == "jumprelu":
-        threshold = tensors["threshold"]
-        if not (threshold > 0).all():
-            raise SAELensFormatError(
-                f"{weights_path}: {int((threshold <= 0).sum())} of {d_sae} JumpReLU thresholds are ≤ 0; "
-                "dictlab stores log(threshold) and needs every threshold > 0"
-            )
-        state["activation.log_threshold"] = _exact_log(threshold)
+        state["activation.threshold"] = tensors["threshold"]
     model = SparseDictionary(cfg)
     model.load_state_dict(state)
     return model.to(device)
@@ -135,7 +129,7 @@ def save_saelens(model: SparseDictionary, folder: str | Path, metadata: dict[str
 
     Activations map to SAELens architectures: relu → ``standard``, topk → ``topk`` (with
     ``rescale_acts_by_decoder_norm: false``), and every activation with an inference threshold → ``jumprelu`` with
-    that threshold: JumpReLU's exp(log_threshold), and BatchTopK's and Matryoshka's eval-mode threshold buffer on
+    that threshold: JumpReLU's max(θ, 0), and BatchTopK's and Matryoshka's eval-mode threshold buffer on
     every latent (which must be set by training), which reproduces dictlab's eval-mode codes (the nested prefixes
     of a Matryoshka dictionary shape its training only). Transcoders and crosscoders have no SAELens SAE equivalent
     and are refused. Weights are float32; both files are written
@@ -230,21 +224,3 @@ def _read_weights(path: Path, architecture: str, d_in: int, d_sae: int) -> dict[
         if not torch.isfinite(tensor).all():
             raise SAELensFormatError(f"{path}: tensor {name!r} contains NaN or Inf")
     return {name: t.to(torch.float32) for name, t in tensors.items()}
-
-
-def _exact_log(threshold: Tensor) -> Tensor:
-    """float32 log θ chosen among a few neighbouring floats so that its float32 exp is θ itself where possible.
-
-    dictlab's JumpReLU computes θ = exp(log_threshold) on every call; this makes a save → load round trip keep
-    every threshold bit-exact instead of drifting by an ulp.
-    """
-    naive = threshold.double().log().float()
-    best, err = naive, (naive.exp() - threshold).abs()
-    for direction in (float("inf"), float("-inf")):
-        candidate = naive
-        for _ in range(8):
-            candidate = torch.nextafter(candidate, torch.full_like(candidate, direction))
-            candidate_err = (candidate.exp() - threshold).abs()
-            better = candidate_err < err
-            best, err = torch.where(better, candidate, best), torch.where(better, candidate_err, err)
-    return best

@@ -66,6 +66,13 @@ class RecipeConfig(BaseModel):
     sparsity_coefficient: float = Field(
         default=0.0, ge=0, description="λ of ReLU's norm-weighted L1 or JumpReLU's L0 (unused by the TopK family)."
     )
+    target_l0: float | None = Field(
+        default=None,
+        gt=0,
+        description="JumpReLU: steer the batch L0 to this value; the L0 penalty λ·L0 becomes λ·|L0/target_l0 − 1| "
+        "(λ = sparsity_coefficient; ≈ 10 lands within a few per cent, a larger λ changes little). None: the plain "
+        "L0 penalty. Not for ReLU (an L1 penalty) or the TopK family (k sets L0).",
+    )
     sparsity_warmup_frac: float = Field(
         default=0.05,
         ge=0,

@@ -120,6 +120,14 @@ class _MemberState:
             member.anchors = member.anchors.to(device)
         if cfg.has_sparsity_penalty and recipe.sparsity_coefficient == 0:
             raise ValueError(f"member {member.name!r}: activation {cfg.activation!r} needs sparsity_coefficient > 0")
+        if recipe.target_l0 is not None:
+            if not member.model.activation.sparsity_penalty_is_l0:
+                raise ValueError(
+                    f"member {member.name!r}: target_l0 needs an activation with an L0 penalty (jumprelu), not "
+                    f"{cfg.activation!r}" + (" (its L0 is set by k)" if cfg.uses_k else "")
+                )
+            if recipe.target_l0 > cfg.d_sae:
+                raise ValueError(f"member {member.name!r}: target_l0 {recipe.target_l0:g} exceeds d_sae {cfg.d_sae}")
         if recipe.path == "sparse" and not member.model.has_sparse_path:
             raise ValueError(
                 f"member {member.name!r}: path='sparse' needs a TopK-family activation, not {cfg.activation!r}"
@@ -298,7 +306,8 @@ class Trainer:
                 self.step, self.total_steps, recipe.sparsity_warmup_frac
             )
             sparsity = out.sparsity * share
-            total = total + coefficient * sparsity
+            target = recipe.target_l0
+            total = total + coefficient * (sparsity if target is None else self._l0_gap(sparsity, target, share))
             terms["sparsity"] = sparsity
             terms["sparsity_coefficient"] = coefficient  # the same on every rank: not summed
         if model.cfg.has_sparse_path and recipe.aux_coefficient > 0:
@@ -313,6 +322,17 @@ class Trainer:
         terms["loss"] = total if shards == 1 else total - replicated * (1 - 1 / shards)
         terms["l0"] = torch.tensor(out.mean_l0() * share, dtype=torch.float64)
         return out, total, terms
+
+    def _l0_gap(self, sparsity: Tensor, target: float, share: float) -> Tensor:
+        """This process's part of |L0/target − 1|, L0 the global batch's (``sparsity`` is this process's part).
+
+        Written sign(L0 − target)·(L0_part/target − c) with the parts c summing to 1 over the processes, so the
+        parts add up to the value and every process's gradient has the sign of the global L0's deviation.
+        """
+        l0 = sparsity.detach().float()
+        if self.mesh.all.size > 1:
+            l0 = all_reduce_(l0.clone(), group=self.mesh.all)
+        return torch.sign(l0 - target) * (sparsity / target - share / self.mesh.tp.size)
 
     def _global_terms(self, local: dict[str, Tensor | float]) -> dict[str, float]:
         """Sum the ranks' parts of the tensor terms (one all-reduce; plain floats are shared settings, passed

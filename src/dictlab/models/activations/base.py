@@ -43,6 +43,9 @@ class Activation(nn.Module):
     """Implements :meth:`select`, so the sparse training path (and AuxK) applies."""
     has_inference_threshold: ClassVar[bool] = False
     """In eval mode the codes are pre·1[pre > θ] with the per-latent θ of :meth:`inference_threshold`."""
+    sparsity_penalty_is_l0: ClassVar[bool] = False
+    """:meth:`sparsity_penalty` is the batch-mean L0 (with a straight-through gradient), so
+    ``RecipeConfig.target_l0`` can steer it (JumpReLU)."""
 
     latent_parameters: ClassVar[dict[str, int]] = {}
     """Per-latent parameters and buffers (name → latent dimension): latent shards split them."""

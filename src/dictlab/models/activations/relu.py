@@ -1,7 +1,6 @@
 """The ReLU family: ReLU with the decoder-norm-weighted L1 penalty (the standard SAE), and JumpReLU with a learned
 per-latent threshold and an L0 penalty (Rajamanoharan et al., arXiv 2407.14435)."""
 
-import math
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import torch
@@ -76,19 +75,30 @@ class _StepFunction(torch.autograd.Function):
 
 @register_activation
 class JumpReLU(Activation):
-    """f_i = pre_i·H(pre_i − θ_i) with a learned per-latent threshold θ = exp(log_threshold); L0 penalty.
+    """f_i = pre_i·H(pre_i − θ_i) with a learned per-latent threshold θ; trained with the L0 penalty.
 
-    ``log_threshold``: [d_sae] (this process's latents on a latent shard)."""
+    ``threshold``: [d_sae] float32 (this process's latents on a latent shard), trained directly. Rajamanoharan et
+    al. (arXiv 2407.14435, App. J) train log θ to keep θ positive; dictlab differs, as do decoderesearch/SAELens
+    (``sae_lens/saes/jumprelu_sae.py``, v6.54.12) and saprmarks/dictionary_learning
+    (``dictionary_learning/trainers/jumprelu.py``): Adam moves a parameter by about lr per step whatever its
+    gradient's scale, so through log θ the threshold moves by only ≈ lr·θ per step and a small θ⁰ hardly moves in a
+    short run, while θ itself moves by ≈ lr. Positivity is kept by projection: every training forward clamps θ at
+    0 in place (θ = 0 is a ReLU gate and its straight-through gradient still acts), and eval mode gates on
+    max(θ, 0). θ stays float32 under a bf16-autocast forward (dictlab keeps every parameter float32), so Adam's
+    small steps are never rounded away as they are on a bfloat16 parameter. State dicts holding the former
+    ``log_threshold`` load as θ = exp(log_threshold).
+    """
 
     name = "jumprelu"
     has_sparsity_penalty = True
     has_inference_threshold = True
-    latent_parameters: ClassVar[dict[str, int]] = {"log_threshold": 0}
+    sparsity_penalty_is_l0 = True
+    latent_parameters: ClassVar[dict[str, int]] = {"threshold": 0}
 
     def __init__(self, d_sae: int, init_threshold: float, bandwidth: float) -> None:
         super().__init__()
         self.bandwidth = bandwidth
-        self.log_threshold = nn.Parameter(torch.full((d_sae,), math.log(init_threshold)))
+        self.threshold = nn.Parameter(torch.full((d_sae,), float(init_threshold)))
 
     @classmethod
     def from_config(cls, cfg: "DictionaryConfig") -> Self:
@@ -97,18 +107,30 @@ class JumpReLU(Activation):
     def place(self, mesh: "Mesh | None", latents: "LatentRange") -> None:
         super().place(mesh, latents)
         with torch.no_grad():
-            self.log_threshold = nn.Parameter(self.log_threshold[latents.start : latents.stop].clone())
+            self.threshold = nn.Parameter(self.threshold[latents.start : latents.stop].clone())
 
-    @property
-    def threshold(self) -> Tensor:
-        """θ: [d_sae], always positive."""
-        return self.log_threshold.exp()
+    def gate_threshold(self) -> Tensor:
+        """θ used by the gate, [d_sae] and ≥ 0 (training: the parameter itself, projected onto θ ≥ 0 first)."""
+        if not self.training:
+            return self.threshold.clamp(min=0.0)
+        self.threshold.data.clamp_(min=0.0)  # on .data: the penalty's repeat must not invalidate θ saved for backward
+        return self.threshold
+
+    def step(self, pre: Tensor) -> Tensor:
+        """H(pre − θ) [batch, d_sae], whose θ-gradient is the straight-through −(1/ε)·K((pre − θ)/ε)."""
+        return _StepFunction.apply(pre, self.gate_threshold(), self.bandwidth)  # type: ignore[no-any-return]
 
     def forward(self, pre: Tensor) -> Tensor:
-        return _JumpReLUFunction.apply(pre, self.threshold, self.bandwidth)  # type: ignore[no-any-return]
+        return _JumpReLUFunction.apply(pre, self.gate_threshold(), self.bandwidth)  # type: ignore[no-any-return]
 
     def sparsity_penalty(self, pre: Tensor, codes: Tensor, decoder_norms: Tensor) -> Tensor:
-        return _StepFunction.apply(pre, self.threshold, self.bandwidth).sum(dim=-1).mean()  # type: ignore[union-attr]
+        return self.step(pre).sum(dim=-1).mean()
 
     def inference_threshold(self) -> Tensor:
-        return self.threshold.detach()
+        return self.threshold.detach().clamp(min=0.0)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        legacy = state_dict.pop(prefix + "log_threshold", None)
+        if legacy is not None and prefix + "threshold" not in state_dict:
+            state_dict[prefix + "threshold"] = legacy.exp()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
