@@ -33,6 +33,7 @@ from dictlab.evals.absorption.words import (
     WordDataOptions,
     build_word_class_data,
     class_absorption,
+    class_details,
 )
 from dictlab.lm.loading import LanguageModel
 from dictlab.models.dictionary import SparseDictionary
@@ -127,18 +128,7 @@ class FirstLetterAbsorptionResult(BaseModel):
 
     def saebench_details(self) -> list[dict[str, Any]]:
         """SAEBench's ``eval_result_details``: one ``AbsorptionResultDetail`` per counted letter."""
-        return [
-            {
-                "first_letter": c.name,
-                "mean_absorption_fraction": c.mean_absorption_fraction,
-                "full_absorption_rate": c.full_absorption_rate,
-                "num_full_absorption": c.num_full_absorption,
-                "num_probe_true_positives": c.num_probe_true_positives,
-                "num_split_features": c.num_split_features,
-            }
-            for c in self.letters
-            if c.num_probe_true_positives
-        ]
+        return class_details(self.letters, "first_letter")
 
 
 def first_letter_absorption(

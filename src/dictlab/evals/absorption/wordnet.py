@@ -30,6 +30,7 @@ from dictlab.evals.absorption.words import (
     WordDataOptions,
     build_word_class_data,
     class_absorption,
+    class_details,
 )
 from dictlab.lm.loading import LanguageModel
 from dictlab.models.dictionary import SparseDictionary
@@ -150,18 +151,7 @@ class WordNetAbsorptionResult(BaseModel):
         return {"mean": self.means.model_dump()}
 
     def saebench_details(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "lexname": c.name,
-                "mean_absorption_fraction": c.mean_absorption_fraction,
-                "full_absorption_rate": c.full_absorption_rate,
-                "num_full_absorption": c.num_full_absorption,
-                "num_probe_true_positives": c.num_probe_true_positives,
-                "num_split_features": c.num_split_features,
-            }
-            for c in self.lexnames
-            if c.num_probe_true_positives
-        ]
+        return class_details(self.lexnames, "lexname")
 
 
 def wordnet_absorption(

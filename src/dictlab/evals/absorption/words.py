@@ -20,6 +20,7 @@ import random
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from pydantic import BaseModel, Field
@@ -334,3 +335,19 @@ def class_absorption(
     )
     ordered = sorted(pairs.values(), key=lambda p: (-p.words, p.absorbing, p.main))
     return ClassAbsorptionRun(classes=classes, pairs=ordered, means=means, seconds=clock.total)
+
+
+def class_details(classes: list[ClassAbsorption], name_key: str) -> list[dict[str, Any]]:
+    """SAEBench's per-class ``AbsorptionResultDetail`` rows (class name under ``name_key``) for the counted classes."""
+    return [
+        {
+            name_key: c.name,
+            "mean_absorption_fraction": c.mean_absorption_fraction,
+            "full_absorption_rate": c.full_absorption_rate,
+            "num_full_absorption": c.num_full_absorption,
+            "num_probe_true_positives": c.num_probe_true_positives,
+            "num_split_features": c.num_split_features,
+        }
+        for c in classes
+        if c.num_probe_true_positives
+    ]
