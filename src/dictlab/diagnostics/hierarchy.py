@@ -10,6 +10,8 @@ so a child that rarely fires without its parent must tilt towards it, or the par
 child's support (absorption).
 """
 
+import math
+
 import numpy as np
 import torch
 from pydantic import BaseModel, Field
@@ -105,16 +107,19 @@ def nested_fraction_matrix(codes: SparseCodes) -> Tensor:
     return both / B.sum(dim=0).clamp_min(1)[None, :]
 
 
-TILT_COSINE = 0.25
-"""A child atom counts as tilted towards a parent above this decoder cosine (random unit vectors in D ≥ 256
-dimensions have |c| < 0.25 with overwhelming probability)."""
+TILT_COSINE = 0.15
+"""A child atom counts as tilted towards a parent above this decoder cosine. On its own this is a weak test where
+unrelated atoms interfere (in D = 48 random unit vectors have |c| ≈ 0.14), hence the co-occurrence test below."""
 TILT_ABSORPTION = 0.1
-"""... and the parent must be silent on at least this share of the child's support."""
+"""... the parent must be silent on at least this share of the child's support ..."""
+TILT_COOCCURRENCE_Z = 5.0
+"""... and the two must fire together more often than chance: the z-score of |S_p ∩ S_c| against its value under
+independence, n_c·P(p), is at least this (a hierarchy is what makes a child fire with its parent)."""
 
 
 class TiltedPair(BaseModel):
-    """A (parent, child) pair in the absorbed configuration of §5: the child's atom tilts towards the parent's, and
-    the parent is silent on part of the child's support."""
+    """A (parent, child) pair in the absorbed configuration of §5: the child's atom tilts towards the parent's, the
+    two co-fire more often than chance, and the parent is silent on part of the child's support."""
 
     parent: int
     child: int
@@ -123,6 +128,9 @@ class TiltedPair(BaseModel):
     support_child: int
     p_parent_given_child: float = Field(description="P(parent active | child active).")
     absorption_ratio: float = Field(description="1 − P(parent | child).")
+    cooccurrence_z: float = Field(
+        description="(|S_p ∩ S_c| − n_c·P(p)) / √(n_c·P(p)(1 − P(p))): co-firing above chance, in standard errors."
+    )
 
 
 def tilted_pairs(
@@ -131,15 +139,19 @@ def tilted_pairs(
     *,
     min_cosine: float = TILT_COSINE,
     min_absorption: float = TILT_ABSORPTION,
+    min_cooccurrence_z: float = TILT_COOCCURRENCE_Z,
     block: int = 1024,
 ) -> list[TiltedPair]:
     """Every pair of live atoms with c ≥ ``min_cosine`` where the atom with the smaller support (the child) has
-    absorption ratio 1 − P(parent | child) ≥ ``min_absorption``; strongest cosine first.
+    absorption ratio 1 − P(parent | child) ≥ ``min_absorption`` and co-fires with the parent at least
+    ``min_cooccurrence_z`` standard errors above chance; strongest cosine first.
 
     This is the label-free signature of the absorption move (arXiv 2606.02385 §5; docs/optimality.md): it removes
     parent code on the child's points and tilts the child atom towards the parent, which the first-order conditions
-    allow — unlike a nested pair, a tilted pair can be stationary. atoms: [K, D] unit rows. Cost: one blocked pass
-    over W·Wᵀ plus a sorted intersection of the two supports per candidate pair.
+    allow — unlike a nested pair, a tilted pair can be stationary. The co-occurrence test keeps the hierarchy's
+    trace (the child still fires with its parent far more often than an unrelated atom would), which separates a
+    tilt from the chance cosine of unrelated atoms in small D. atoms: [K, D] unit rows. Cost: one blocked pass over
+    W·Wᵀ plus a sorted intersection of the two supports per candidate pair.
     """
     counts = codes.counts.numpy()
     live = np.flatnonzero(counts > 0)
@@ -157,6 +169,7 @@ def tilted_pairs(
         return []
     csc = codes.scipy_csc()
     csc.sort_indices()
+    n_points = codes.n_points
 
     def support(k: int) -> np.ndarray:
         return csc.indices[csc.indptr[k] : csc.indptr[k + 1]]
@@ -167,7 +180,10 @@ def tilted_pairs(
         parent, child = (a, b) if (counts[a], -a) >= (counts[b], -b) else (b, a)
         both = len(np.intersect1d(support(parent), support(child), assume_unique=True))
         p_pc = both / counts[child]
-        if 1 - p_pc >= min_absorption:
+        p_parent = counts[parent] / n_points
+        spread = math.sqrt(counts[child] * p_parent * (1 - p_parent))
+        z = (both - counts[child] * p_parent) / spread if spread > 0 else 0.0
+        if 1 - p_pc >= min_absorption and z >= min_cooccurrence_z:
             out.append(
                 TiltedPair(
                     parent=parent,
@@ -177,6 +193,7 @@ def tilted_pairs(
                     support_child=int(counts[child]),
                     p_parent_given_child=float(p_pc),
                     absorption_ratio=float(1 - p_pc),
+                    cooccurrence_z=float(z),
                 )
             )
     out.sort(key=lambda p: (-p.cosine, p.parent, p.child))

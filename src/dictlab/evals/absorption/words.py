@@ -188,8 +188,8 @@ class ClassAbsorption(BaseModel):
 
 
 class AbsorptionPair(BaseModel):
-    """Label-based absorption pair: latent ``absorbing`` takes the class direction where main latent ``main`` is
-    silent or short."""
+    """Label-based absorption pair: latent ``absorbing`` takes the class direction where the class's main latents are
+    silent or short; ``main`` is the first of them (the k-sparse probe's top latent)."""
 
     absorbing: int
     main: int
@@ -295,15 +295,16 @@ def class_absorption(
                         top_latent_share=v.top_projections[0] / v.probe_projection if v.probe_projection else 0.0,
                     )
                 )
+            # The pair is (absorber, the class's top latent): the other main latents are the class's split
+            # features, and pairing with them too would count the split itself as absorption.
             for a in absorbing:
-                for m in main:
-                    if a == m:
-                        continue
-                    pair = pairs.setdefault(
-                        (a, m), AbsorptionPair(absorbing=a, main=m, class_name=name, words=0, full_words=0)
-                    )
-                    pair.words += 1
-                    pair.full_words += int(v.full_absorption)
+                if a == main[0]:
+                    continue
+                pair = pairs.setdefault(
+                    (a, main[0]), AbsorptionPair(absorbing=a, main=main[0], class_name=name, words=0, full_words=0)
+                )
+                pair.words += 1
+                pair.full_words += int(v.full_absorption)
         n = len(verdicts)
         n_full = sum(v.full_absorption for v in verdicts)
         classes.append(

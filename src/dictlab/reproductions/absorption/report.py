@@ -107,7 +107,9 @@ def absorption_markdown(r: "AbsorptionBenchResults") -> str:
             f"{c.data.children_per_parent} children, sparsity {c.data.sparsity}, {c.data.n_train:,} training and "
             f"{c.data.n_test:,} test points; SAEs with {c.d_sae} latents, {c.steps} Adam steps. A latent is a GT "
             f"feature's at decoder cosine ≥ {c.match_cosine}; a planted edge is absorbed when the parent's latent is "
-            f"silent on ≥ {c.absorbed_share:.0%} of the child's points where the child's latent fires.",
+            f"silent on ≥ {c.absorbed_share:.0%} of the child's points where the child's latent fires and the child's "
+            f"atom carries the parent direction (coefficient ≥ {c.min_parent_component} on the parent feature in the "
+            "basis of the two features).",
             "",
             "Each cell: precision / recall (pairs found / flagged of reference), unordered latent pairs.",
             "",

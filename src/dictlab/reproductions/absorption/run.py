@@ -4,15 +4,17 @@ does the label-free hierarchy diagnosis find the absorption that the label-based
 The bench (Tang et al., arXiv 2512.05534 §3; a parent is active iff one of its children is) is generated with
 planted parents; TopK and ReLU SAEs are trained on it. With the ground truth (GT) each SAE latent is matched to a
 GT feature by decoder cosine, so for every planted (parent, child) edge the *measured* absorption is known: the
-share of the child's points where the parent's latent is silent while the child's latent fires. Three detectors
+share of the child's points where the parent's latent is silent while the child's latent fires, counted as
+absorption when the child's atom also carries the parent direction (arXiv 2409.14507 §3). Three detectors
 are scored against it, at the level of latent pairs:
 
 * **label-based**: SAEBench's absorption criterion (Chanin et al., arXiv 2409.14507 §3) with a probe for "which
   parent is active", trained on the points where exactly one parent is (``dictlab.evals.absorption``);
 * **nested** (label-free): ``dictlab diagnose``'s hierarchy flags — nested pairs of the pairwise hull test and
   partly nested candidates that fail it (arXiv 2606.02385 §4–5);
-* **tilted** (label-free): pairs in the absorbed configuration — child atom tilted towards the parent's, parent
-  silent on part of the child's support (``dictlab.diagnostics.hierarchy.tilted_pairs``).
+* **tilted** (label-free): pairs in the absorbed configuration — child atom tilted towards the parent's, the two
+  co-firing above chance, the parent silent on part of the child's support
+  (``dictlab.diagnostics.hierarchy.tilted_pairs``).
 
 The GT dictionary with its exact codes is scored too: its planted pairs are nested, and nothing is absorbed.
 """
@@ -80,7 +82,14 @@ class AbsorptionBenchConfig(ReproductionConfig):
         gt=0,
         lt=1,
         description="A planted edge counts as absorbed when the parent's latent is silent on at least this share "
-        "of the points where the child is active and its latent fires.",
+        "of the points where the child is active and its latent fires ...",
+    )
+    min_parent_component: float = Field(
+        default=0.05,
+        ge=0,
+        lt=1,
+        description="... and the child's atom carries the parent direction: its coefficient on the parent feature, "
+        "written in the basis (child feature, parent feature), is at least this.",
     )
     absorption: AbsorptionOptions = Field(
         default=AbsorptionOptions(min_classes=2), description="The label-based criterion's options."
@@ -127,6 +136,10 @@ class Edge(BaseModel):
     child_latent: int | None
     absorbed_share: float | None = Field(
         description="P(parent latent silent | child active and its latent fires); None when not both matched."
+    )
+    parent_component: float | None = Field(
+        description="β of the child's unit atom ≈ α·f_child + β·f_parent (least squares): the parent direction "
+        "the child latent carries; None when not both matched."
     )
 
     @property
@@ -180,7 +193,8 @@ def train_sae(X: Tensor, activation: str, value: float, config: AbsorptionBenchC
 def planted_edges(
     codes_true: Tensor, codes: Tensor, atoms: Tensor, features: Tensor, parents: Tensor, cos_min: float
 ) -> list[Edge]:
-    """Every planted edge with its matched latents and measured absorbed share (codes [N, K], atoms [K, D])."""
+    """Every planted edge with its matched latents, measured absorbed share and the parent component of the child's
+    atom (codes_true [N, F], codes [N, K], atoms [K, D] unit rows, features [F, D] unit rows)."""
     cos = atoms.double() @ features.double().T  # [K, F]
     best, latent = cos.max(dim=0)
     match = [int(j) if float(c) >= cos_min else None for c, j in zip(best, latent, strict=True)]
@@ -188,12 +202,21 @@ def planted_edges(
     for child in (parents >= 0).nonzero().flatten().tolist():
         parent = int(parents[child])
         m, a = match[parent], match[child]
-        share = None
+        share = component = None
         if m is not None and a is not None and m != a:
             fires = (codes_true[:, child] > 0) & (codes[:, a] > 0)
             share = float((codes[fires, m] <= 0).double().mean()) if fires.any() else None
+            basis = torch.stack([features[child], features[parent]], dim=1).double()  # [D, 2]
+            component = float(torch.linalg.lstsq(basis, atoms[a].double()[:, None]).solution[1, 0])
         edges.append(
-            Edge(parent_feature=parent, child_feature=child, parent_latent=m, child_latent=a, absorbed_share=share)
+            Edge(
+                parent_feature=parent,
+                child_feature=child,
+                parent_latent=m,
+                child_latent=a,
+                absorbed_share=share,
+                parent_component=component,
+            )
         )
     return edges
 
@@ -215,9 +238,15 @@ def assess(
     config: AbsorptionBenchConfig,
 ) -> DictionaryAssessment:
     edges = planted_edges(codes_true, codes, atoms, features, parents, config.match_cosine)
-    measured = [(e.pair, e.absorbed_share) for e in edges if e.pair is not None and e.absorbed_share is not None]
-    planted = {pair for pair, _ in measured}
-    absorbed = {pair for pair, share in measured if share >= config.absorbed_share}
+    measured = [e for e in edges if e.pair is not None and e.absorbed_share is not None]
+    planted = {e.pair for e in measured if e.pair is not None}
+    absorbed = {
+        e.pair
+        for e in measured
+        if e.pair is not None
+        and (e.absorbed_share or 0.0) >= config.absorbed_share
+        and (e.parent_component or 0.0) >= config.min_parent_component
+    }
     detectors: dict[str, dict[str, Detection]] = {}
     for name, flagged in (("nested", diagnostics_pairs), ("tilted", tilted), ("label-based", label_pairs)):
         if flagged is None:
