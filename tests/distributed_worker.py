@@ -111,7 +111,7 @@ def gradient_case(case: str, mesh: Mesh | None = None) -> dict[str, Any]:
     total.backward()
     sum_gradients_(model.parameters(), trainer.mesh.dp)
     grads = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
-    found = trainer._global_terms({k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in terms.items()})
+    found = trainer._global_terms(terms).read()
     return {"terms": found, "x_hat": out.x_hat.detach().clone(), "grads": grads, "dims": model.latent_dims()}
 
 

@@ -60,9 +60,10 @@ class DictionaryLoss:
         """[d_sae] bool: latents nonzero for some sample of the batch."""
         return self.firing_counts > 0
 
-    def mean_l0(self) -> float:
-        """Mean number of nonzero codes per sample."""
-        return self.firing_counts.sum().item() / self.x_hat.shape[0]
+    def mean_l0(self) -> Tensor:
+        """Mean number of nonzero codes per sample (a 0-d tensor on the batch's device: reading it is the caller's
+        choice of when to synchronise)."""
+        return self.firing_counts.sum() / self.x_hat.shape[0]
 
 
 def _normal(

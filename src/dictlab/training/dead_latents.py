@@ -21,7 +21,7 @@ class FiringTracker:
     def update(self, fired: Tensor, n_samples: int) -> None:
         """Record a batch of ``n_samples`` in which the latents of ``fired`` ([d_sae] bool) were nonzero."""
         self.samples_since_fired += n_samples
-        self.samples_since_fired[fired] = 0
+        self.samples_since_fired.masked_fill_(fired, 0)  # not index_put with a mask: that reads its size back
 
     def dead_mask(self) -> Tensor:
         """[d_sae] bool: silent for at least ``window`` samples."""

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -108,6 +108,23 @@ class MemberSummary:
     resampled: int
 
 
+@dataclass(frozen=True)
+class StepTerms:
+    """One step's global loss terms: ``values`` [T] float64 on the training device, named by ``names``, plus the
+    shared settings (plain floats). Nothing here has been read back to the host."""
+
+    names: list[str]
+    values: Tensor
+    settings: dict[str, float]
+
+    def get(self, name: str) -> Tensor:
+        return self.values[self.names.index(name)]
+
+    def read(self) -> dict[str, float]:
+        """The terms as floats (one device→host copy)."""
+        return {**dict(zip(self.names, self.values.tolist(), strict=True)), **self.settings}
+
+
 class _MemberState:
     """Per-member optimiser, scheduler, firing tracker and timers."""
 
@@ -142,9 +159,45 @@ class _MemberState:
         self.train_seconds = 0.0
         self.resampled = 0
         self.first_reconstruction: float | None = None
+        self._first_reconstruction: Tensor | None = None
+        """The first step's global reconstruction error, kept on the device."""
+        self._diverged: Tensor | None = None
+        """[3] float64 on the device: (step, reconstruction, loss) of the first diverged step since the last
+        check, step −1 while none."""
+        self.pending: StepTerms | None = None
+        """The last step's terms, still on the device."""
         self.last: dict[str, float] = {}
         self.dead_fraction = 0.0
         """Of all the member's latents, at the last log step."""
+
+    def watch_divergence(self, terms: "StepTerms", step: int) -> None:
+        """Record on the device whether this step's loss is not finite or its reconstruction error exceeds
+        DIVERGENCE_FACTOR × the first step's; no host synchronisation."""
+        value, total = terms.get("reconstruction"), terms.get("loss")
+        if self._first_reconstruction is None:
+            known = self.first_reconstruction
+            self._first_reconstruction = value.clone() if known is None else torch.full_like(value, known)
+        bad = ~torch.isfinite(total) | (value > DIVERGENCE_FACTOR * self._first_reconstruction)
+        now = torch.stack([torch.full_like(value, step), value, total])
+        if self._diverged is None:
+            self._diverged = torch.full_like(now, -1.0)
+        first = bad & (self._diverged[0] < 0)
+        self._diverged = torch.where(first, now, self._diverged)
+
+    def divergence(self) -> tuple[int, float, float] | None:
+        """(step, reconstruction, loss) of the first diverged step since the last call, read from the device."""
+        if self._first_reconstruction is not None:
+            self.first_reconstruction = float(self._first_reconstruction)
+        if self._diverged is None:
+            return None
+        step, value, total = self._diverged.tolist()
+        self._diverged.fill_(-1.0)
+        return None if step < 0 else (int(step), value, total)
+
+    def read_terms(self) -> None:
+        """Copy the last step's terms to the host (``last``): at log and checkpoint steps only."""
+        if self.pending is not None:
+            self.last = self.pending.read()
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -175,6 +228,7 @@ class _MemberState:
         self.train_seconds = state["train_seconds"]
         self.resampled = state["resampled"]
         self.first_reconstruction = state.get("first_reconstruction")
+        self._first_reconstruction = None
         self.last = state["last"]
 
 
@@ -320,7 +374,7 @@ class Trainer:
             total = total + recipe.anchor_coefficient * anchor
             terms["anchor"] = anchor
         terms["loss"] = total if shards == 1 else total - replicated * (1 - 1 / shards)
-        terms["l0"] = torch.tensor(out.mean_l0() * share, dtype=torch.float64)
+        terms["l0"] = out.mean_l0() * share
         return out, total, terms
 
     def _l0_gap(self, sparsity: Tensor, target: float, share: float) -> Tensor:
@@ -334,23 +388,23 @@ class Trainer:
             l0 = all_reduce_(l0.clone(), group=self.mesh.all)
         return torch.sign(l0 - target) * (sparsity / target - share / self.mesh.tp.size)
 
-    def _global_terms(self, local: dict[str, Tensor | float]) -> dict[str, float]:
-        """Sum the ranks' parts of the tensor terms (one all-reduce; plain floats are shared settings, passed
-        through); in one process just read the values."""
-        parts = [k for k, v in local.items() if isinstance(v, Tensor)]
-        values = [float(local[k]) for k in parts]
+    def _global_terms(self, local: dict[str, Tensor | float]) -> StepTerms:
+        """Sum the ranks' parts of the tensor terms in one all-reduce of a float64 vector that stays on the device
+        (plain floats are shared settings, passed through)."""
+        names = [k for k, v in local.items() if isinstance(v, Tensor)]
+        values = torch.stack([cast(Tensor, local[k]).detach().double().reshape(()) for k in names])
         if self.mesh.all.size > 1:
-            values = all_reduce_(torch.tensor(values, dtype=torch.float64), group=self.mesh.all).tolist()
-        summed = dict(zip(parts, values, strict=True))
-        return {k: summed[k] if k in summed else float(v) for k, v in local.items()}
+            values = all_reduce_(values, group=self.mesh.all)
+        settings = {k: float(v) for k, v in local.items() if not isinstance(v, Tensor)}
+        return StepTerms(names, values, settings)
 
-    def _update(self, state: _MemberState, x_in: Tensor, x_out: Tensor, n_global: int) -> dict[str, float]:
+    def _update(self, state: _MemberState, x_in: Tensor, x_out: Tensor, n_global: int) -> StepTerms:
         model, recipe = state.member.model, state.member.recipe
         with tf32_matmuls(self.config.precision):
             with forward_autocast(self.config.precision, self.device):
                 out, total, local_terms = self._losses(state, x_in, x_out, x_in.shape[0] / n_global)
-            terms = self._global_terms({k: v.detach() if isinstance(v, Tensor) else v for k, v in local_terms.items()})
-            self._check_divergence(state, terms)
+            terms = self._global_terms(local_terms)
+            state.watch_divergence(terms, self.step)
             state.optimizer.zero_grad(set_to_none=True)
             total.backward()
         sum_gradients_(model.parameters(), self.mesh.dp)
@@ -366,31 +420,29 @@ class Trainer:
         state.tracker.update(fired, n_global)
         return terms
 
-    def _check_divergence(self, state: _MemberState, terms: dict[str, float]) -> None:
-        """Raise TrainingDiverged on every rank at once (the terms are global)."""
-        value, total = terms["reconstruction"], terms["loss"]
-        if state.first_reconstruction is None:
-            state.first_reconstruction = value
-        limit = DIVERGENCE_FACTOR * state.first_reconstruction
-        if math.isfinite(total) and value <= limit:
-            return
-        what = (
-            f"loss became {total}"
-            if not math.isfinite(total)
-            else (
-                f"reconstruction error {value:.4g} exceeds {DIVERGENCE_FACTOR:g}× its first step's "
-                f"({state.first_reconstruction:.4g})"
+    def _check_divergence(self) -> None:
+        """Raise TrainingDiverged if a member diverged since the last check (read from the device: called at log
+        and checkpoint steps, never between). The terms are global, so every rank raises at once."""
+        for state in self.states:
+            found = state.divergence()
+            if found is None:
+                continue
+            step, value, total = found
+            first = state.first_reconstruction
+            what = (
+                f"loss became {total}"
+                if not math.isfinite(total)
+                else f"reconstruction error {value:.4g} exceeds {DIVERGENCE_FACTOR:g}× its first step's ({first:.4g})"
             )
-        )
-        kept = (
-            "the last checkpoint is kept"
-            if self.workdir is not None and (self.workdir / CHECKPOINT_FILE).exists()
-            else "no checkpoint was written"
-        )
-        raise TrainingDiverged(
-            f"training diverged: member {state.member.name!r}: {what} at step {self.step} (learning rate "
-            f"{state.member.recipe.lr:g}); {kept}. Lower the learning rate"
-        )
+            kept = (
+                "the last checkpoint is kept"
+                if self.workdir is not None and (self.workdir / CHECKPOINT_FILE).exists()
+                else "no checkpoint was written"
+            )
+            raise TrainingDiverged(
+                f"training diverged: member {state.member.name!r}: {what} at step {step} (learning rate "
+                f"{state.member.recipe.lr:g}); {kept}. Lower the learning rate"
+            )
 
     def _maybe_resample(self, state: _MemberState) -> None:
         recipe = state.member.recipe
@@ -438,21 +490,27 @@ class Trainer:
                 views = self._views(rows)
                 for state, (x_in, x_out) in zip(self.states, views, strict=True):
                     started = time.perf_counter()
-                    terms = self._update(state, x_in, x_out, n_global)
+                    state.pending = self._update(state, x_in, x_out, n_global)
                     self._maybe_resample(state)
                     state.train_seconds += time.perf_counter() - started
-                    state.last = terms
                 self.step += 1
                 bar.update(1)
-                if self.step % self.config.log_every == 0 or self.step == self.total_steps:
+                logging = self.step % self.config.log_every == 0 or self.step == self.total_steps
+                periodic = self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0
+                if logging or periodic or self.step == self.total_steps:
+                    self._check_divergence()  # before a checkpoint could keep diverged weights
+                    for state in self.states:
+                        state.read_terms()
+                if logging:
                     for state in self.states:
                         state.dead_fraction = state.tracker.dead_fraction(self.mesh.tp)
                     self._log()
                     bar.set_postfix_str(self._postfix(), refresh=False)
-                periodic = self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0
                 if periodic or self.step == self.total_steps:
                     self._save_checkpoint()
+        self._check_divergence()  # also when stopped early, between checks
         for state in self.states:
+            state.read_terms()
             state.member.model.eval()
         return self.summaries()
 

@@ -143,15 +143,14 @@ class BatchTopK(Activation):
 
     @torch.no_grad()
     def _update_threshold(self, kept: Tensor) -> None:
-        positive = kept[kept > 0]
-        local = positive.min() if positive.numel() else kept.new_tensor(float("inf"))
+        """θ ← the smallest positive kept value of the global batch (first step), then its running mean; unchanged
+        when nothing positive was kept. Written without reading anything back to the host."""
+        inf = kept.new_tensor(float("inf"))
+        local = kept.masked_fill(kept <= 0, float("inf")).amin() if kept.numel() else inf
         smallest = all_reduce_(local.clone(), "min", self.mesh.all)  # the smallest kept of the global batch
-        if not torch.isfinite(smallest):
-            return
-        if self.threshold < 0:
-            self.threshold.copy_(smallest)
-        else:
-            self.threshold.mul_(self.momentum).add_((1 - self.momentum) * smallest)
+        theta = self.threshold
+        averaged = torch.where(theta < 0, smallest, self.momentum * theta + (1 - self.momentum) * smallest)
+        theta.copy_(torch.where(torch.isfinite(smallest), averaged, theta))
 
 
 @register_activation

@@ -1,0 +1,93 @@
+"""The training loop reads nothing back from the device between log steps.
+
+On CUDA every read of a device tensor by the host (``.item()``, ``float(t)``, ``bool(t)``, ``.tolist()``, a
+data-dependent shape such as ``nonzero`` or boolean indexing) stalls the GPU until the queued kernels finish. Here
+every such call made while the trainer runs is recorded through a ``TorchFunctionMode`` and attributed to the step
+whose batch was last drawn; only the steps after which the trainer logs may read.
+"""
+
+import traceback
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch.overrides import TorchFunctionMode
+
+from dictlab.models import DictionaryConfig, SparseDictionary
+from dictlab.training import Member, RecipeConfig, ShuffledBatches, TrainConfig, Trainer
+
+READS = {"item", "tolist", "__bool__", "__float__", "__int__", "__index__", "cpu", "numpy", "nonzero"}
+"""Tensor calls that copy device data to the host (boolean-mask indexing reaches ``nonzero``)."""
+HOST_SIDE = ("torch/optim/",)
+"""Adam's step counter is a CPU tensor whenever ``capturable`` is off, on CUDA too: reading it is not a sync."""
+
+
+@dataclass(frozen=True)
+class Read:
+    step: int
+    call: str
+    where: str  # the innermost dictlab function that made the call
+
+
+class RecordReads(TorchFunctionMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.step = -1
+        self.reads: list[Read] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        name = getattr(func, "__name__", "")
+        if name in READS:
+            stack = traceback.extract_stack()[:-1]
+            if not any(any(part in f.filename for part in HOST_SIDE) for f in stack):
+                ours = [f.name for f in stack if "/dictlab/" in f.filename.replace("\\", "/")]
+                self.reads.append(Read(self.step, name, ours[-1] if ours else "?"))
+        return func(*args, **(kwargs or {}))
+
+
+class _Announced(ShuffledBatches):
+    """Batches that tell the recorder which step is running."""
+
+    def __init__(self, data: torch.Tensor, recorder: RecordReads) -> None:
+        super().__init__(data, 64, 3)
+        self.recorder = recorder
+
+    def batch(self, step: int) -> torch.Tensor:
+        self.recorder.step = step
+        return super().batch(step)
+
+
+D, D_SAE, LOG_EVERY, STEPS = 12, 48, 4, 12
+CASES = {
+    "relu": (dict(activation="relu"), dict(sparsity_coefficient=0.05)),
+    "jumprelu": (dict(activation="jumprelu"), dict(sparsity_coefficient=0.01, target_l0=3.0)),
+    "topk": (dict(activation="topk", k=3), {}),
+    "batchtopk": (dict(activation="batchtopk", k=3), {}),
+    "matryoshka": (dict(activation="matryoshka", k=3, matryoshka_prefixes=(0.25, 1.0)), {}),
+}
+KNOWN = {"batchtopk": {"batch_top_indices"}, "matryoshka": {"batch_top_indices"}}
+"""Reads still made every step: BatchTopK's exact selection checks on the host whether a row filled its candidate
+set (one integer per step). AuxK (off here) also reads the dead-latent count and their indices every step."""
+
+
+def _reads(case: str) -> list[Read]:
+    model_args, recipe_args = CASES[case]
+    cfg = DictionaryConfig(d_in=D, d_out=D, d_sae=D_SAE, **model_args)
+    recipe = RecipeConfig(lr=3e-3, dead_window_samples=128, **recipe_args)
+    member = Member(case, SparseDictionary(cfg, torch.Generator().manual_seed(0)), recipe)
+    data = torch.randn(512, D, generator=torch.Generator().manual_seed(1)).relu()
+    recorder = RecordReads()
+    config = TrainConfig(batch_size=64, steps=STEPS, checkpoint_every=0, log_every=LOG_EVERY, progress=False)
+    trainer = Trainer([member], _Announced(data, recorder), config)
+    with recorder:
+        trainer.fit()
+    return recorder.reads
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_no_host_reads_between_log_steps(case: str) -> None:
+    reads = _reads(case)
+    logging = {s for s in range(STEPS) if (s + 1) % LOG_EVERY == 0}  # the trainer logs after these steps
+    between = {r.where for r in reads if r.step not in logging}
+    assert between == KNOWN.get(case, set()), [r for r in reads if r.step not in logging][:5]
+    assert any(r.step in logging for r in reads)  # the recorder sees the reads the log steps do make
