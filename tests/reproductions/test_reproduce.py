@@ -34,10 +34,18 @@ def test_preset_option_only_for_bench_based_reproductions(tmp_path: Path) -> Non
 
 
 def test_table1_quick_checks_the_bench_claims(tmp_path: Path) -> None:
-    results = run_reproduction("table1", ReproduceRequest(out=tmp_path, quick=True), echo=lambda _: None)
+    request = ReproduceRequest(out=tmp_path, quick=True, sweep=False)
+    results = run_reproduction("table1", request, echo=lambda _: None)
     assert results.preset == "smoke" and len(results.records) == 14
     assert [c.claim.split(":")[0] for c in results.claims] == ["topk", "batchtopk", "matryoshka"]
     assert (tmp_path / "bench" / "report.html").is_file() and (tmp_path / "report.html").is_file()
+    runs = sorted(p.name for p in (tmp_path / "bench" / "runs").iterdir())
+    assert len(runs) == 14 and not any("@" in name for name in runs)  # --no-sweep: the 14 Table-1 runs only
+
+
+def test_no_sweep_only_for_table1(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--no-sweep applies"):
+        run_reproduction("theory", ReproduceRequest(out=tmp_path, sweep=False), echo=lambda _: None)
 
 
 @pytest.mark.skipif(not Path("/usr/share/wordnet/data.noun").is_file(), reason="needs apt-get install wordnet-base")

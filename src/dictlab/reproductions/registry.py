@@ -57,6 +57,11 @@ class ReproduceRequest(BaseModel):
     preset: str | None = Field(
         default=None, description="Bench preset of the bench-based reproductions (ablations, table1)."
     )
+    sweep: bool = Field(
+        default=True,
+        description="table1: also run the preset's sparsity-coefficient sweep (ReLU, JumpReLU); --no-sweep leaves "
+        "it out.",
+    )
     overwrite: bool = Field(
         default=False, description="Replace the results in --out if another command or configuration wrote them."
     )
@@ -89,6 +94,10 @@ def run_reproduction(name: str, request: ReproduceRequest, echo: Echo = print) -
         if "preset" not in entry.config.model_fields:
             raise ValueError(f"--preset applies to the bench-based reproductions, not to {name!r}")
         config = config.model_validate(config.model_dump() | {"preset": request.preset})
+    if not request.sweep:
+        if "sweep" not in entry.config.model_fields:
+            raise ValueError(f"--no-sweep applies to the table1 reproduction, not to {name!r}")
+        config = config.model_validate(config.model_dump() | {"sweep": False})
     identity = RunIdentity(command=f"reproduce {name}", config=config.model_dump(mode="json"))
     with claim_output(out, identity, request.overwrite, _has_progress):
         if not entry.single_threaded:

@@ -17,9 +17,10 @@ from dictlab.stopwatch import Stopwatch
 
 
 class Table1Config(ReproductionConfig):
-    """Which bench preset to run."""
+    """Which bench preset to run, and whether with its sparsity sweep."""
 
     preset: str | None = Field(default=None, description="Bench preset (default: paper on a GPU, default on a CPU).")
+    sweep: bool = Field(default=True, description="Also run the preset's sparsity-coefficient sweep (ReLU, JumpReLU).")
 
     @classmethod
     def quick(cls, seed: int = 0) -> "Table1Config":
@@ -54,7 +55,10 @@ def run_table1(config: Table1Config, out: Path, echo: Echo) -> Table1Results:
     device = "cuda" if torch.cuda.is_available() else "cpu"
     preset = config.preset or ("paper" if device == "cuda" else "default")
     result = run_bench(
-        BenchRequest(preset=preset, out=out / "bench", device=device, seed=config.seed, progress=False), echo
+        BenchRequest(
+            preset=preset, out=out / "bench", device=device, seed=config.seed, sweep=config.sweep, progress=False
+        ),
+        echo,
     )
     fields = set(Table1Row.model_fields)
     records = [Table1Row.model_validate(r.model_dump(include=fields)) for r in result.records]
