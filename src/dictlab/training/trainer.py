@@ -158,7 +158,6 @@ class _MemberState:
         self.k_aux = recipe.aux_k or max(1, cfg.d_in // 2)
         self.train_seconds = 0.0
         self.resampled = 0
-        self.first_reconstruction: float | None = None
         self._first_reconstruction: Tensor | None = None
         """The first step's global reconstruction error, kept on the device."""
         self._diverged: Tensor | None = None
@@ -175,8 +174,7 @@ class _MemberState:
         DIVERGENCE_FACTOR × the first step's; no host synchronisation."""
         value, total = terms.get("reconstruction"), terms.get("loss")
         if self._first_reconstruction is None:
-            known = self.first_reconstruction
-            self._first_reconstruction = value.clone() if known is None else torch.full_like(value, known)
+            self._first_reconstruction = value.clone()
         bad = ~torch.isfinite(total) | (value > DIVERGENCE_FACTOR * self._first_reconstruction)
         now = torch.stack([torch.full_like(value, step), value, total])
         if self._diverged is None:
@@ -186,13 +184,16 @@ class _MemberState:
 
     def divergence(self) -> tuple[int, float, float] | None:
         """(step, reconstruction, loss) of the first diverged step since the last call, read from the device."""
-        if self._first_reconstruction is not None:
-            self.first_reconstruction = float(self._first_reconstruction)
         if self._diverged is None:
             return None
         step, value, total = self._diverged.tolist()
         self._diverged.fill_(-1.0)
         return None if step < 0 else (int(step), value, total)
+
+    @property
+    def first_reconstruction(self) -> float | None:
+        """The first step's reconstruction error (read from the device)."""
+        return None if self._first_reconstruction is None else float(self._first_reconstruction)
 
     def read_terms(self) -> None:
         """Copy the last step's terms to the host (``last``): at log and checkpoint steps only."""
@@ -227,8 +228,9 @@ class _MemberState:
     def load_progress(self, state: dict[str, Any]) -> None:
         self.train_seconds = state["train_seconds"]
         self.resampled = state["resampled"]
-        self.first_reconstruction = state.get("first_reconstruction")
-        self._first_reconstruction = None
+        first = state.get("first_reconstruction")
+        device = self.tracker.samples_since_fired.device
+        self._first_reconstruction = None if first is None else torch.tensor(first, dtype=torch.float64, device=device)
         self.last = state["last"]
 
 
@@ -497,7 +499,7 @@ class Trainer:
                 bar.update(1)
                 logging = self.step % self.config.log_every == 0 or self.step == self.total_steps
                 periodic = self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0
-                if logging or periodic or self.step == self.total_steps:
+                if logging or periodic:
                     self._check_divergence()  # before a checkpoint could keep diverged weights
                     for state in self.states:
                         state.read_terms()

@@ -145,8 +145,8 @@ class BatchTopK(Activation):
     def _update_threshold(self, kept: Tensor) -> None:
         """θ ← the smallest positive kept value of the global batch (first step), then its running mean; unchanged
         when nothing positive was kept. Written without reading anything back to the host."""
-        inf = kept.new_tensor(float("inf"))
-        local = kept.masked_fill(kept <= 0, float("inf")).amin() if kept.numel() else inf
+        inf = float("inf")
+        local = kept.masked_fill(kept <= 0, inf).amin() if kept.numel() else kept.new_tensor(inf)
         smallest = all_reduce_(local.clone(), "min", self.mesh.all)  # the smallest kept of the global batch
         theta = self.threshold
         averaged = torch.where(theta < 0, smallest, self.momentum * theta + (1 - self.momentum) * smallest)

@@ -238,13 +238,13 @@ def assess(
     config: AbsorptionBenchConfig,
 ) -> DictionaryAssessment:
     edges = planted_edges(codes_true, codes, atoms, features, parents, config.match_cosine)
-    measured = [e for e in edges if e.pair is not None and e.absorbed_share is not None]
-    planted = {e.pair for e in measured if e.pair is not None}
+    # both latents matched and distinct (then parent_component is set too) and the child's latent fired
+    measured = [(e.pair, e) for e in edges if e.pair is not None and e.absorbed_share is not None]
+    planted = {pair for pair, _ in measured}
     absorbed = {
-        e.pair
-        for e in measured
-        if e.pair is not None
-        and (e.absorbed_share or 0.0) >= config.absorbed_share
+        pair
+        for pair, e in measured
+        if (e.absorbed_share or 0.0) >= config.absorbed_share
         and (e.parent_component or 0.0) >= config.min_parent_component
     }
     detectors: dict[str, dict[str, Detection]] = {}
