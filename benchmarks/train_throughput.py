@@ -1,6 +1,7 @@
 """Training throughput of every activation, beside the machine's dense-matmul limit measured in the same run.
 
 Usage: python benchmarks/train_throughput.py [--d-in 384] [--d-sae 3072] [--batch 4096] [--steps 10] [--repeats 3]
+                                             [--device cpu]
 
 For each activation (the TopK family on both training paths) it times ``steps`` full training updates (forward,
 loss, backward, Adam, decoder renormalisation) on random data and prints the median samples/s over ``repeats``.
@@ -11,6 +12,7 @@ to the hardware; the sparse path's own limit is about five times higher (one den
 
 import argparse
 import statistics
+from dataclasses import dataclass
 
 import torch
 from timing import matmul_gflops
@@ -19,44 +21,82 @@ from dictlab.models import DictionaryConfig, SparseDictionary
 from dictlab.training import Member, RecipeConfig, ShuffledBatches, TrainConfig, Trainer
 from dictlab.training.cpu_memory import retain_freed_memory
 
+RUNS = [("relu", "dense"), ("jumprelu", "dense")] + [
+    (a, p) for a in ("topk", "batchtopk", "matryoshka") for p in ("sparse", "dense")
+]
+"""(activation, training path) of every row."""
 
-def train_rate(activation: str, path: str, args: argparse.Namespace) -> float:
-    cfg = DictionaryConfig(d_in=args.d_in, d_out=args.d_in, d_sae=args.d_sae, activation=activation, k=args.k)
+
+@dataclass(frozen=True)
+class Shape:
+    """One benchmark setting: SAE d_in → d_sae, TopK k, batch rows, timed steps per run, interleaved repeats."""
+
+    d_in: int = 384
+    d_sae: int = 3072
+    k: int = 32
+    batch: int = 4096
+    steps: int = 10
+    repeats: int = 3
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Median samples/s of every run and the dense limit measured beside them."""
+
+    matmul_gflops: float
+    dense_limit: float  # samples/s of a dense step (10·d_in·d_sae FLOP per sample) at the measured matmul rate
+    rates: dict[tuple[str, str], float]
+
+
+def train_rate(activation: str, path: str, shape: Shape, device: torch.device) -> float:
+    cfg = DictionaryConfig(d_in=shape.d_in, d_out=shape.d_in, d_sae=shape.d_sae, activation=activation, k=shape.k)
     coefficient = {"relu": 1.0, "jumprelu": 0.1}.get(activation, 0.0)
     recipe = RecipeConfig(sparsity_coefficient=coefficient, path=path)
     member = Member(activation, SparseDictionary(cfg), recipe)
-    rows = torch.randn(args.batch * 4, args.d_in)
-    config = TrainConfig(batch_size=args.batch, steps=args.steps, progress=False, checkpoint_every=0)
-    trainer = Trainer([member], ShuffledBatches(rows, args.batch, 0), config)
-    (summary,) = trainer.fit()
+    rows = torch.randn(shape.batch * 4, shape.d_in, device=device)
+    config = TrainConfig(batch_size=shape.batch, steps=shape.steps, progress=False, checkpoint_every=0)
+    trainer = Trainer([member], ShuffledBatches(rows, shape.batch, 0), config, device=device)
+    (summary,) = trainer.fit()  # its end reads the device, so the clock includes every queued kernel
     return summary.samples_per_s
+
+
+def measure(shape: Shape, device: str | torch.device = "cpu") -> Throughput:
+    """Every run of ``RUNS``, ``shape.repeats`` times interleaved (slow spells of a shared machine hit every row
+    alike), with the matmul rate measured before each round."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        retain_freed_memory()  # as the trainer does: the matmul rate is then measured at the machine's best
+    rates: dict[tuple[str, str], list[float]] = {run: [] for run in RUNS}
+    gflops = []
+    for _ in range(shape.repeats):
+        gflops.append(matmul_gflops(shape.batch, shape.d_in, shape.d_sae, device=device))
+        for activation, path in RUNS:
+            rates[(activation, path)].append(train_rate(activation, path, shape, device))
+    rate = statistics.median(gflops)
+    return Throughput(
+        matmul_gflops=rate,
+        dense_limit=rate * 1e9 / (10 * shape.d_in * shape.d_sae),
+        rates={run: statistics.median(values) for run, values in rates.items()},
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--d-in", type=int, default=384)
-    parser.add_argument("--d-sae", type=int, default=3072)
-    parser.add_argument("--k", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=4096)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--d-in", type=int, default=Shape.d_in)
+    parser.add_argument("--d-sae", type=int, default=Shape.d_sae)
+    parser.add_argument("--k", type=int, default=Shape.k)
+    parser.add_argument("--batch", type=int, default=Shape.batch)
+    parser.add_argument("--steps", type=int, default=Shape.steps)
+    parser.add_argument("--repeats", type=int, default=Shape.repeats)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    print(f"{args.d_in} -> {args.d_sae}, batch {args.batch}, k {args.k}, torch threads {torch.get_num_threads()}")
-    retain_freed_memory()  # as the trainer does: the matmul rate is then measured at the machine's best
-    runs = [("relu", "dense"), ("jumprelu", "dense")]
-    runs += [(a, p) for a in ("topk", "batchtopk", "matryoshka") for p in ("sparse", "dense")]
-    rates: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
-    gflops = []
-    for _ in range(args.repeats):  # interleaved, so slow spells of a shared machine hit every row alike
-        gflops.append(matmul_gflops(args.batch, args.d_in, args.d_sae))
-        for activation, path in runs:
-            rates[(activation, path)].append(train_rate(activation, path, args))
-    dense_limit = statistics.median(gflops) * 1e9 / (10 * args.d_in * args.d_sae)
-    print(f"fp32 matmul: {statistics.median(gflops):.1f} GFLOP/s -> dense training limit {dense_limit:.0f} samples/s")
+    shape = Shape(args.d_in, args.d_sae, args.k, args.batch, args.steps, args.repeats)
+    print(f"{shape.d_in} -> {shape.d_sae}, batch {shape.batch}, k {shape.k}, torch threads {torch.get_num_threads()}")
+    result = measure(shape, args.device)
+    print(f"fp32 matmul: {result.matmul_gflops:.1f} GFLOP/s -> dense training limit {result.dense_limit:.0f} samples/s")
     print("| activation | path | samples/s | ÷ dense limit |\n|---|---|---|---|")
-    for (activation, path), values in rates.items():
-        rate = statistics.median(values)
-        print(f"| {activation} | {path} | {rate:,.0f} | {rate / dense_limit:.2f} |")
+    for (activation, path), rate in result.rates.items():
+        print(f"| {activation} | {path} | {rate:,.0f} | {rate / result.dense_limit:.2f} |")
 
 
 if __name__ == "__main__":

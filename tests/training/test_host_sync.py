@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
+from devices import DEVICES
 from dictlab.models import DictionaryConfig, SparseDictionary
 from dictlab.training import Member, RecipeConfig, ShuffledBatches, TrainConfig, Trainer
 
@@ -70,7 +71,7 @@ KNOWN = {"batchtopk": {"batch_top_indices"}, "matryoshka": {"batch_top_indices"}
 set (one integer per step). AuxK (off here) also reads the dead-latent count and their indices every step."""
 
 
-def _reads(case: str) -> list[Read]:
+def _reads(case: str, device: str) -> list[Read]:
     model_args, recipe_args = CASES[case]
     cfg = DictionaryConfig(d_in=D, d_out=D, d_sae=D_SAE, **model_args)
     recipe = RecipeConfig(lr=3e-3, dead_window_samples=128, **recipe_args)
@@ -78,15 +79,16 @@ def _reads(case: str) -> list[Read]:
     data = torch.randn(512, D, generator=torch.Generator().manual_seed(1)).relu()
     recorder = RecordReads()
     config = TrainConfig(batch_size=64, steps=STEPS, checkpoint_every=0, log_every=LOG_EVERY, progress=False)
-    trainer = Trainer([member], _Announced(data, recorder), config)
+    trainer = Trainer([member], _Announced(data, recorder), config, device=device)
     with recorder:
         trainer.fit()
     return recorder.reads
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("case", list(CASES))
-def test_no_host_reads_between_log_steps(case: str) -> None:
-    reads = _reads(case)
+def test_no_host_reads_between_log_steps(case: str, device: str) -> None:
+    reads = _reads(case, device)
     logging = {s for s in range(STEPS) if (s + 1) % LOG_EVERY == 0}  # the trainer logs after these steps
     between = {r.where for r in reads if r.step not in logging}
     assert between == KNOWN.get(case, set()), [r for r in reads if r.step not in logging][:5]
