@@ -1,5 +1,10 @@
-"""Activation store: commits, resume after an interrupted commit, validation of shards, streamed batches."""
+"""Activation store: commits, resume after an interrupted commit, validation of shards, streamed batches (read
+ahead by a background thread)."""
 
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +12,9 @@ import pytest
 import torch
 
 from dictlab.data.store import ActivationStore, StoreBatches, StoreError, StoreWriter, read_manifest, split_chunks
+from dictlab.data.store.prefetch import THREAD_NAME
+from dictlab.models import DictionaryConfig, SparseDictionary
+from dictlab.training import Member, RecipeConfig, TrainConfig, Trainer
 
 WIDTH = 6
 
@@ -184,3 +192,127 @@ def test_one_lane_is_the_plain_stream_and_lanes_split_the_chunks(tiny_store: Pat
     assert torch.equal(two.sample(300, generator_a), plain.sample(300, generator_b))  # pools cover every chunk
     with pytest.raises(ValueError, match="not a multiple of --lanes 3"):
         LaneBatches(store, 64, 3, 5, 1024, 256, 0.05)
+
+
+@contextlib.contextmanager
+def _no_prefetch_thread_left() -> Iterator[None]:
+    """Check that the block ends every prefetch thread it starts."""
+
+    def alive() -> set[threading.Thread]:
+        return {thread for thread in threading.enumerate() if thread.name.startswith(THREAD_NAME)}
+
+    before = alive()
+    yield
+    assert not alive() - before
+
+
+class _Recorded(StoreBatches):
+    """Store batches that note every buffer read: (epoch, group) and the thread that read it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reads: list[tuple[tuple[int, int], str]] = []
+
+    def _read_group(self, key: tuple[int, int]) -> torch.Tensor:
+        self.reads.append((key, threading.current_thread().name))
+        return super()._read_group(key)
+
+
+def test_prefetched_batches_are_the_sequential_ones_across_buffers_epochs_and_resume(tmp_path: Path) -> None:
+    _write_store(tmp_path / "s", [37, 50, 41, 64, 48])  # 240 rows: 15 chunks of 16, 13 for training
+    store = ActivationStore(tmp_path / "s")
+    settings = dict(batch_size=32, seed=3, buffer_rows=48, chunk_rows=16, holdout_fraction=0.1)
+    plain = StoreBatches(store, **settings, prefetch=False)
+    # buffers of 3, 3, 3, 3 and 1 chunks: one batch each, none from the last (the next epoch follows)
+    assert len(plain.train_chunks) == 13 and plain.steps_per_epoch == 4
+    steps = range(3 * plain.steps_per_epoch)
+    with _no_prefetch_thread_left():
+        ahead = _Recorded(store, **settings)
+        for step in steps:
+            assert torch.equal(ahead.batch(step), plain.batch(step)), step
+            deadline = time.monotonic() + 10  # one batch per buffer: the next buffer's read starts, unasked
+            while len(ahead.reads) < step + 2 and time.monotonic() < deadline:
+                time.sleep(0.001)
+        ahead.close()
+        in_order = [(epoch, group) for epoch in range(3) for group in range(4)]  # buffer 4 has no batch: skipped
+        assert [key for key, _ in ahead.reads] == [*in_order, (3, 0)]  # each buffer read once, one ahead
+        assert all(name.startswith(THREAD_NAME) for _, name in ahead.reads)
+        resumed = StoreBatches(store, **settings)  # a resumed run asks from its checkpoint's step on, out of order
+        for step in [6, 7, 8, 9, 2, 11, 11, 0, 5]:
+            assert torch.equal(resumed.batch(step), plain.batch(step)), step
+        resumed.close()
+
+
+def _shard_read_only_by_the_second_buffer(root: Path, settings: dict) -> Path:
+    """A shard of ``root``'s store that the second buffer of epoch 0 reads and the first does not."""
+    store = ActivationStore(root)
+    plain = StoreBatches(store, **settings, prefetch=False)
+    per_buffer = plain.buffer_rows // plain.batch_size
+
+    def shards(steps: range) -> set[int]:
+        rows = torch.cat([plain.batch(step)[:, 0] for step in steps]).long().tolist()
+        return {int(np.searchsorted(store.offsets, row, side="right")) - 1 for row in rows}
+
+    only_second = shards(range(per_buffer, 2 * per_buffer)) - shards(range(per_buffer))
+    assert only_second, "the seed must give the second buffer a shard of its own"
+    return root / store.entry.folder / store.manifest.shards[min(only_second)].file
+
+
+STORE_SETTINGS = dict(batch_size=16, seed=3, buffer_rows=48, chunk_rows=16, holdout_fraction=0.0)
+"""Buffers of 3 chunks (3 batches each) over a store of 5 shards of 3 chunks."""
+
+
+def test_a_read_error_in_the_prefetch_thread_is_raised_by_the_batch_that_needs_it(tmp_path: Path) -> None:
+    _write_store(tmp_path / "s", [48] * 5)
+    missing = _shard_read_only_by_the_second_buffer(tmp_path / "s", STORE_SETTINGS)
+    with _no_prefetch_thread_left():
+        batches = StoreBatches(ActivationStore(tmp_path / "s"), **STORE_SETTINGS)
+        missing.unlink()
+        for step in range(3):
+            batches.batch(step)  # the first buffer is whole; the thread's read of the second fails meanwhile
+        with pytest.raises(StoreError, match=f"shard {missing} is missing"):
+            batches.batch(3)
+        with pytest.raises(StoreError, match="is missing"):  # asked again, it is read again
+            batches.batch(4)
+        batches.close()
+
+
+def _store_trainer(root: Path, workdir: Path | None, prefetch: bool = True, probe=None) -> Trainer:
+    cfg = DictionaryConfig(d_in=WIDTH, d_out=WIDTH, d_sae=24, activation="topk", k=2)
+    recipe = RecipeConfig(lr=3e-3, aux_coefficient=1 / 32, dead_window_samples=32)
+    member = Member("topk", SparseDictionary(cfg, torch.Generator().manual_seed(0)), recipe, probe=probe)
+    batches = StoreBatches(ActivationStore(root), **STORE_SETTINGS, prefetch=prefetch)
+    config = TrainConfig(batch_size=16, steps=40, checkpoint_every=5, log_every=5, progress=False, seed=3)
+    return Trainer([member], batches, config, workdir=workdir)
+
+
+def test_training_on_prefetched_store_batches_resumes_to_the_sequential_run(tmp_path: Path) -> None:
+    _write_store(tmp_path / "s", [48] * 5)  # 15 steps per epoch: 40 steps cross two epochs
+    reference = _store_trainer(tmp_path / "s", tmp_path / "plain", prefetch=False)
+    reference.fit()
+    with _no_prefetch_thread_left():
+        _store_trainer(tmp_path / "s", tmp_path / "ahead").fit(until_step=13)  # "killed" mid-buffer after step 13
+    with _no_prefetch_thread_left():
+        resumed = _store_trainer(tmp_path / "s", tmp_path / "ahead")
+        assert resumed.step == 10  # the last checkpoint
+        resumed.fit()
+    expected, got = reference.states[0].member.model.state_dict(), resumed.states[0].member.model.state_dict()
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    assert resumed.states[0].last["auxk"] > 0  # AuxK had dead latents to train
+
+
+def test_a_failing_or_interrupted_fit_leaves_no_prefetch_thread(tmp_path: Path) -> None:
+    _write_store(tmp_path / "s", [48] * 5)
+    missing = _shard_read_only_by_the_second_buffer(tmp_path / "s", STORE_SETTINGS)
+
+    def interrupt(model: SparseDictionary) -> dict[str, float]:
+        raise KeyboardInterrupt  # Ctrl-C at the first log step, mid-buffer
+
+    with _no_prefetch_thread_left(), pytest.raises(KeyboardInterrupt):
+        _store_trainer(tmp_path / "s", tmp_path / "interrupted", probe=interrupt).fit()
+    with _no_prefetch_thread_left():
+        trainer = _store_trainer(tmp_path / "s", None)
+        missing.unlink()
+        with pytest.raises(StoreError, match=f"shard {missing} is missing"):
+            trainer.fit()
+    assert trainer.step == 3

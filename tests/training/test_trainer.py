@@ -182,6 +182,33 @@ def test_auxk_trains_only_dead_latents_decoder_rows() -> None:
     assert rows_with_grad[:10].any() and not rows_with_grad[10:].any()
 
 
+@pytest.mark.parametrize("fixed_width", [False, True])
+@pytest.mark.parametrize("n_dead", [0, 3, 20, D_SAE])
+def test_auxk_is_its_dense_definition_for_any_number_of_dead_latents(n_dead: int, fixed_width: bool) -> None:
+    """Both forms are the top-min(k_aux, n_dead) of the dead latents; the fixed-width one takes k_aux entries per
+    row with the live ones weighted 0."""
+    x, k_aux = _data(64).double(), 5
+    model = SparseDictionary(DictionaryConfig(d_in=D, d_out=D, d_sae=D_SAE, activation="topk", k=3)).double()
+    dead = torch.zeros(D_SAE, dtype=torch.bool)
+    dead[torch.randperm(D_SAE, generator=torch.Generator().manual_seed(2))[:n_dead]] = True
+    out = model.loss(x, x)
+    residual = (x - out.x_hat).detach()
+    loss = auxk_loss(model, x, out.pre, residual, dead, k_aux, fixed_width=fixed_width)
+    pre = model.pre_activations(x)
+    dead_idx = dead.nonzero().squeeze(-1)
+    values, positions = pre[:, dead_idx].topk(min(k_aux, n_dead), dim=1)
+    codes = torch.zeros_like(pre).scatter(1, dead_idx[positions], values.relu())
+    expected = (residual - codes @ model.W_dec).pow(2).sum() / residual.pow(2).sum() if n_dead else pre.new_zeros(())
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-12, abs=0)
+    params = list(model.parameters())
+    none = [None] * len(params)  # a constant loss: no gradient
+    got = torch.autograd.grad(loss, params, allow_unused=True) if loss.requires_grad else none
+    want = torch.autograd.grad(expected, params, allow_unused=True) if n_dead else none
+    for param, a, b in zip(params, got, want, strict=True):
+        zero = torch.zeros_like(param)
+        torch.testing.assert_close(zero if a is None else a, zero if b is None else b, rtol=1e-12, atol=1e-15)
+
+
 def test_resampling_reinitialises_dead_latents_and_their_adam_state() -> None:
     model = SparseDictionary(DictionaryConfig(d_in=D, d_out=D, d_sae=D_SAE, activation="relu"))
     optimizer = torch.optim.Adam(model.parameters())

@@ -32,7 +32,17 @@ METRICS_FILE = "metrics.json"
 TRAIN_DIR = "train"
 FEW_STEPS = 100
 """Fewer training steps than this gets a warning: the dictionary has barely moved from its initialisation."""
-_NOT_IDENTITY = {"store", "out", "overwrite", "progress", "device", "retain_cpu_memory", "tp", *TRACKING_FIELDS}
+_NOT_IDENTITY = {
+    "store",
+    "out",
+    "overwrite",
+    "progress",
+    "device",
+    "retain_cpu_memory",
+    "tp",
+    "prefetch",
+    *TRACKING_FIELDS,
+}
 """Request fields that do not change what is trained (the store enters the identity by its fingerprint)."""
 
 
@@ -66,7 +76,15 @@ class StoreTrainRequest(BaseModel):
     epochs: float = Field(default=1.0, gt=0, description="Passes over the training rows (ignored when steps is set).")
     steps: int | None = Field(default=None, gt=0, description="Total steps.")
     buffer_rows: int = Field(
-        default=262_144, gt=0, description="Rows held in memory at once over all processes (the shuffle buffers)."
+        default=262_144,
+        gt=0,
+        description="Rows of the shuffle buffers over all processes (twice as many are held while --prefetch reads "
+        "the next buffer).",
+    )
+    prefetch: bool = Field(
+        default=True,
+        description="Read and shuffle the next buffer in a background thread while training consumes this one, so "
+        "steps do not wait on the disk (the same batches either way).",
     )
     lanes: int = Field(
         default=1,
@@ -290,6 +308,7 @@ def _prepare(request: StoreTrainRequest, module: str | None, mesh: Mesh, echo: C
         scale,
         max_norm_ratio=request.max_norm_ratio,
         replicas=mesh.dp,
+        prefetch=request.prefetch,
     )
     if batches.max_norm is not None and any_rank(batches.batch(0).shape[0] == 0, mesh.all):
         raise ValueError(

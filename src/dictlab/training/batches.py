@@ -11,7 +11,11 @@ from torch import Tensor
 
 
 class BatchSource(Protocol):
-    """What the trainer draws from: in-memory :class:`ShuffledBatches` or a streamed activation store."""
+    """What the trainer draws from: in-memory :class:`ShuffledBatches` or a streamed activation store.
+
+    A source may also have a ``close()`` method, which the trainer calls when a fit ends or fails (a store's
+    batches end their prefetch thread there).
+    """
 
     batch_size: int
 
@@ -64,3 +68,11 @@ class ShuffledBatches:
         """``n`` rows drawn uniformly without replacement (all rows if fewer): [min(n, n_rows), width]."""
         idx = torch.randperm(self.n_samples, generator=generator)[:n]
         return self.rows[idx]
+
+
+def to_device(rows: Tensor, device: torch.device) -> Tensor:
+    """``rows`` on ``device``. Host rows bound for a CUDA device are copied into pinned memory first, so the copy
+    to the GPU is queued without the host waiting for it (the values are the same)."""
+    if device.type == "cuda" and rows.device.type == "cpu" and not rows.is_pinned():
+        rows = rows.pin_memory()
+    return rows.to(device, non_blocking=True)

@@ -42,7 +42,16 @@ class FiringTracker:
         self.samples_since_fired.copy_(state["samples_since_fired"])
 
 
-def auxk_loss(model: SparseDictionary, x_in: Tensor, pre: Tensor, residual: Tensor, dead: Tensor, k_aux: int) -> Tensor:
+def auxk_loss(
+    model: SparseDictionary,
+    x_in: Tensor,
+    pre: Tensor,
+    residual: Tensor,
+    dead: Tensor,
+    k_aux: int,
+    *,
+    fixed_width: bool = False,
+) -> Tensor:
     """AuxK loss (Gao et al., arXiv 2406.04093): dead latents reconstruct the main model's residual.
 
     Args:
@@ -51,24 +60,40 @@ def auxk_loss(model: SparseDictionary, x_in: Tensor, pre: Tensor, residual: Tens
         residual: x_out − x̂ [batch, d_out]; treated as a constant target.
         dead: [d_sae] bool mask of dead latents.
         k_aux: number of dead latents each sample may use.
+        fixed_width: select without reading anything back to the host (for CUDA, where a read stalls the queue):
+            every row takes a fixed k_aux entries of ``pre`` with the live latents masked to −inf, and the live
+            ones it takes when fewer than k_aux are dead get weight 0. Otherwise the dead count is read and the
+            selection runs over the dead latents only, skipped when there are none (the CPU's cheaper form: a
+            read costs nothing there). Both give the same loss and gradients.
 
     Returns ‖e − ê‖² / ‖e‖² over the batch (scale-free; under data parallelism this rank's ‖e − ê‖² over the
-    global ‖e‖², so the replicas' values sum to the global batch's), with ê = top-k_aux(pre over dead latents) · W_dec.
-    On latent shards the selection runs over every shard's dead latents and ê sums the shards' parts. It runs on
-    the sparse path (only the selected entries enter any product), whichever path trained the batch.
+    global ‖e‖², so the replicas' values sum to the global batch's), with ê = top-k_aux(pre over dead latents) · W_dec,
+    and 0 when no latent is dead. On latent shards the selection runs over every shard's dead latents and ê sums the
+    shards' parts. It runs on the sparse path (only the selected entries enter any product), whichever path trained
+    the batch.
     """
     mesh = model.mesh
-    n_dead = int(all_reduce_(dead.sum(), group=mesh.tp))  # over every latent shard of the replica
-    if n_dead == 0:
-        return pre.new_zeros(())
-    dead_idx = dead.nonzero().squeeze(-1)
-    rows, positions = row_top_entries(pre.detach()[:, dead_idx], min(k_aux, n_dead), mesh.tp)
-    active = ActiveLatents.from_entries(pre, rows, dead_idx[positions])
+    if fixed_width:
+        rows, cols = row_top_entries(pre.detach().masked_fill(~dead, float("-inf")), k_aux, mesh.tp)
+        weight: Tensor | None = dead[cols]
+    else:
+        n_dead = int(all_reduce_(dead.sum(), group=mesh.tp))  # over every latent shard of the replica
+        if n_dead == 0:
+            return pre.new_zeros(())
+        dead_idx = dead.nonzero().squeeze(-1)
+        rows, positions = row_top_entries(pre.detach()[:, dead_idx], min(k_aux, n_dead), mesh.tp)
+        cols, weight = dead_idx[positions], None
+    active = ActiveLatents.from_entries(pre, rows, cols)
     values = torch.relu(model.active_pre_activations(x_in, active))
+    values = values if weight is None else values * weight
     estimate = sum_partials(sparse_decode(active, values, model.W_dec), mesh.tp)
     target = residual.detach()
     energy = all_reduce_(target.pow(2).sum(), group=mesh.dp)  # the global batch's: one normaliser for every rank
-    return (target - estimate).pow(2).sum() / energy.clamp_min(1e-12)
+    loss = (target - estimate).pow(2).sum() / energy.clamp_min(1e-12)
+    if not fixed_width:
+        return loss
+    any_dead = all_reduce_(dead.sum(), group=mesh.tp) > 0
+    return torch.where(any_dead, loss, 0.0)
 
 
 @torch.no_grad()

@@ -31,7 +31,7 @@ from dictlab.models.dictionary import DictionaryLoss, SparseDictionary
 from dictlab.outputs.identity import json_fingerprint
 from dictlab.progress import progress_bar
 from dictlab.training.anchoring import Anchors, anchor_loss
-from dictlab.training.batches import BatchSource
+from dictlab.training.batches import BatchSource, to_device
 from dictlab.training.config import TRACKING_FIELDS, RecipeConfig, TrainConfig
 from dictlab.training.cpu_memory import retain_freed_memory
 from dictlab.training.dead_latents import FiringTracker, auxk_loss, resample_dead_latents
@@ -300,7 +300,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- data
     def _views(self, rows: Tensor) -> list[tuple[Tensor, Tensor]]:
-        rows = rows.to(self.device, non_blocking=True)
+        rows = to_device(rows, self.device)
         cache: dict[int, tuple[Tensor, Tensor]] = {}
         out = []
         for state in self.states:
@@ -375,7 +375,9 @@ class Trainer:
             terms["sparsity"] = sparsity
             terms["sparsity_coefficient"] = coefficient  # the same on every rank: not summed
         if model.cfg.has_sparse_path and recipe.aux_coefficient > 0:
-            aux = auxk_loss(model, x_in, out.pre, x_out - out.x_hat, state.tracker.dead_mask(), state.k_aux)
+            dead = state.tracker.dead_mask()
+            fixed = self.device.type == "cuda"  # no host read there; the cheaper exact form elsewhere
+            aux = auxk_loss(model, x_in, out.pre, x_out - out.x_hat, dead, state.k_aux, fixed_width=fixed)
             total = total + recipe.aux_coefficient * aux
             replicated = replicated + recipe.aux_coefficient * aux
             terms["auxk"] = aux / shards
@@ -462,7 +464,7 @@ class Trainer:
         dead = state.tracker.dead_mask()
         if not any_rank(bool(dead.any()), self.mesh.tp):
             return
-        pool = self.batches.sample(recipe.resample_pool, self.generator).to(self.device)
+        pool = to_device(self.batches.sample(recipe.resample_pool, self.generator), self.device)
         x_in, x_out = state.member.view(pool)
         count = resample_dead_latents(
             state.member.model,
@@ -480,8 +482,6 @@ class Trainer:
     def fit(self, until_step: int | None = None) -> list[MemberSummary]:
         """Train to ``total_steps`` (or stop early after ``until_step`` steps, e.g. to simulate a kill)."""
         stop = self.total_steps if until_step is None else min(until_step, self.total_steps)
-        if not self._initialised:
-            self._initialise_biases()
         bar = progress_bar(
             total=self.total_steps,
             initial=self.step,
@@ -489,7 +489,9 @@ class Trainer:
             unit=" steps",
             enabled=self.config.progress and self.world.is_main,
         )
-        with bar, self._tracking(stop) as tracker:
+        with self._closing_batches(), bar, self._tracking(stop) as tracker:
+            if not self._initialised:
+                self._initialise_biases()
             while self.step < stop:
                 rows, n_global = self._step_rows(self.step)
                 if any_rank(rows.shape[0] == 0, self.mesh.all):
@@ -538,6 +540,17 @@ class Trainer:
         finally:
             if tracker is not None:
                 tracker.close()
+
+    @contextlib.contextmanager
+    def _closing_batches(self) -> Iterator[None]:
+        """Close the batch source (if it can be: a store's batches end their prefetch thread) when the fit ends or
+        fails."""
+        try:
+            yield
+        finally:
+            close = getattr(self.batches, "close", None)
+            if close is not None:
+                close()
 
     def summaries(self) -> list[MemberSummary]:
         samples = self.step * self.config.batch_size

@@ -23,8 +23,9 @@ class LaneBatches:
 
     ``lanes`` is the number of lanes L (a multiple of the number of processes, and ``batch_size`` a multiple of
     L); the other arguments are those of :class:`StoreBatches`, with ``batch_size`` and ``buffer_rows`` counted
-    over all lanes. ``replicas`` are the processes that split the rows (default: every process of the run; under
-    latent parallelism the data-parallel group, whose members' latent shards share their rows).
+    over all lanes (with ``prefetch``, every lane reads ahead in its own thread). ``replicas`` are the processes
+    that split the rows (default: every process of the run; under latent parallelism the data-parallel group,
+    whose members' latent shards share their rows).
     """
 
     serves_local_rows = True
@@ -42,6 +43,7 @@ class LaneBatches:
         scale: float = 1.0,
         max_norm_ratio: float | None = None,
         replicas: Group | None = None,
+        prefetch: bool = True,
     ) -> None:
         here = replicas if replicas is not None else Group.everyone()
         if lanes < 1 or lanes % here.size:
@@ -65,6 +67,7 @@ class LaneBatches:
                 scale,
                 max_norm_ratio=max_norm_ratio,
                 lane=(lane, lanes),
+                prefetch=prefetch,
             )
             for lane in range(here.rank * per_process, (here.rank + 1) * per_process)
         ]
@@ -86,6 +89,11 @@ class LaneBatches:
         """This process's rows of step ``step``'s global batch: [≤ batch_size·(L/W)/L, width]."""
         parts = [stream.batch(step) for stream in self.streams]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def close(self) -> None:
+        """End the lanes' prefetch threads (a later :meth:`batch` starts them again)."""
+        for stream in self.streams:
+            stream.close()
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
         """``n`` rows from all training chunks (the same rows in every process for the same generator state)."""

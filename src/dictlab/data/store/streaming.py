@@ -4,7 +4,9 @@ Rows are grouped into fixed-size chunks of consecutive rows (a chunk may span tw
 seeded hash assigns each chunk to the training or the held-out split. Every epoch permutes the training chunks,
 loads ``buffer_chunks`` of them at a time into a buffer, shuffles the buffer's rows and serves batches from it.
 The batch of a step is a pure function of (seed, step), as for in-memory data, so a resumed training run sees
-exactly the batches of an uninterrupted one. Memory: one buffer (``buffer_rows × width`` float32) plus the model.
+exactly the batches of an uninterrupted one. While one buffer serves its batches, a background thread reads and
+shuffles the next (``prefetch``), so training does not wait on the disk. Memory: two buffers (``buffer_rows ×
+width`` float32 each; one without prefetching) plus the model.
 """
 
 import math
@@ -14,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from dictlab.data.store.prefetch import Prefetcher
 from dictlab.data.store.reader import ActivationStore
 
 
@@ -53,6 +56,8 @@ class StoreBatches:
         lane: (index, count): serve only every count-th training chunk from index on, with its own seed — one lane
             of a :class:`~dictlab.data.store.lanes.LaneBatches` stream. (0, 1), the default, is the whole stream.
             :meth:`sample` and the held-out split always cover every training / held-out chunk.
+        prefetch: read and shuffle the next buffer in a background thread while this one serves its batches (the
+            same batches either way; :meth:`close` ends the thread).
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class StoreBatches:
         split_seed: int = 0,
         max_norm_ratio: float | None = None,
         lane: tuple[int, int] = (0, 1),
+        prefetch: bool = True,
     ) -> None:
         if batch_size <= 0 or chunk_rows <= 0 or buffer_rows <= 0:
             raise ValueError("batch_size, chunk_rows and buffer_rows must be positive")
@@ -98,6 +104,7 @@ class StoreBatches:
         ]
         self._batches_per_group = [n * chunk_rows // batch_size for n in groups]
         self._group_starts = np.cumsum([0, *self._batches_per_group]).tolist()
+        self._groups = Prefetcher(self._read_group, self._following, prefetch)
         self._key: tuple[int, int] | None = None
         self._buffer = torch.empty(0)
 
@@ -125,24 +132,43 @@ class StoreBatches:
             return rows
         return rows[rows.norm(dim=-1) <= self.max_norm]
 
-    def _load(self, epoch: int, group: int) -> Tensor:
-        if self._key != (epoch, group):
-            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            order = torch.randperm(len(self.train_chunks), generator=generator).tolist()
-            ids = [self.train_chunks[i] for i in order[group * self.buffer_chunks : (group + 1) * self.buffer_chunks]]
-            self._buffer = torch.empty(0)  # free the old buffer before reading the new one
-            rows = self._read_chunks(ids)
-            shuffle = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 7919 + group)
-            self._buffer = rows[torch.randperm(rows.shape[0], generator=shuffle)]
-            self._key = (epoch, group)
+    def _read_group(self, key: tuple[int, int]) -> Tensor:
+        """The shuffled rows of the buffer ``key`` = (epoch, group): [≤ buffer_rows, width]. A pure function of the
+        key (it runs in the prefetch thread)."""
+        epoch, group = key
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.train_chunks), generator=generator).tolist()
+        ids = [self.train_chunks[i] for i in order[group * self.buffer_chunks : (group + 1) * self.buffer_chunks]]
+        rows = self._read_chunks(ids)
+        shuffle = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 7919 + group)
+        return rows[torch.randperm(rows.shape[0], generator=shuffle)]
+
+    def _locate(self, step: int) -> tuple[tuple[int, int], int]:
+        """((epoch, group) of the buffer that serves step ``step``, the step's batch index in that buffer)."""
+        epoch, position = divmod(step, self.steps_per_epoch)
+        group = int(np.searchsorted(self._group_starts, position, side="right") - 1)
+        return (epoch, group), position - self._group_starts[group]
+
+    def _following(self, key: tuple[int, int]) -> tuple[int, int]:
+        """The (epoch, group) whose batches come after those of ``key`` (a group too small for a batch has none)."""
+        epoch, group = key
+        return self._locate(epoch * self.steps_per_epoch + self._group_starts[group + 1])[0]
+
+    def _load(self, key: tuple[int, int]) -> Tensor:
+        if self._key != key:
+            self._buffer = torch.empty(0)  # free the old buffer before taking the new one
+            self._buffer = self._groups.get(key)
+            self._key = key
         return self._buffer
+
+    def close(self) -> None:
+        """End the prefetch thread (a later :meth:`batch` starts it again)."""
+        self._groups.close()
 
     def batch(self, step: int) -> Tensor:
         """Rows of training step ``step``: [batch_size, width] float32 (fewer when outlier rows are dropped)."""
-        epoch, position = divmod(step, self.steps_per_epoch)
-        group = int(np.searchsorted(self._group_starts, position, side="right") - 1)
-        local = position - self._group_starts[group]
-        buffer = self._load(epoch, group)
+        key, local = self._locate(step)
+        buffer = self._load(key)
         return self._typical(buffer[local * self.batch_size : (local + 1) * self.batch_size])
 
     def sample(self, n: int, generator: torch.Generator) -> Tensor:
