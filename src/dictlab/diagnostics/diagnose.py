@@ -10,7 +10,7 @@ from torch import Tensor
 from dictlab.diagnostics.codes import nonnegative_lasso
 from dictlab.diagnostics.conditions import ConditionArrays, check_conditions
 from dictlab.diagnostics.dense import DenseSummary, dense_summary
-from dictlab.diagnostics.hierarchy import HierarchySummary, hierarchy_pairs
+from dictlab.diagnostics.hierarchy import TILT_COSINE, HierarchySummary, hierarchy_pairs
 from dictlab.diagnostics.pairwise import HullLP, PairwiseResult, PairwiseSummary, hull_lp, pairwise_hull_test
 from dictlab.diagnostics.problem import DiagnosticsInputError, L1Dictionary, check_data, check_lambda
 from dictlab.diagnostics.residuals import ResidualSummary, residual_summary
@@ -55,7 +55,10 @@ class DiagnoseOptions(BaseModel):
     )
     tolerance: float = Field(default=1e-5, gt=0, description="Relative tolerance for a condition to count as holding.")
     max_dense_points: int = Field(
-        default=8192, gt=0, description="C1 off the support needs R·Wᵀ; beyond this many points it runs on a subsample."
+        default=8192,
+        gt=0,
+        description="Per-point checks a random sample can bound (C1 off the support, the shrinkage distributions) "
+        "run on at most this many points; the report states each sample's error bound.",
     )
     lp_pairs: int = Field(default=8, ge=0, description="Run the exact LP hull test on this many of the worst pairs.")
     lp_neighbours: int = Field(
@@ -172,7 +175,9 @@ def diagnose_codes(
         raise DiagnosticsInputError(f"requested pairs {options.pairs} name atoms outside 0..{dictionary.n_atoms - 1}")
     generator = torch.Generator().manual_seed(options.seed)
     clock = Stopwatch()
-    pairwise = pairwise_hull_test(codes, dictionary.atoms, bias=dictionary.bias is not None, n_worst=options.n_worst)
+    pairwise = pairwise_hull_test(
+        codes, dictionary.atoms, bias=dictionary.bias is not None, n_worst=options.n_worst, close_cosine=TILT_COSINE
+    )
     clock.lap("pairwise")
     worst = torch.tensor([[v.j, v.k] for v in pairwise.summary.worst], dtype=torch.long).reshape(-1, 2)
     flagged = torch.cat([requested, pairwise.failing_pairs[:500], worst])
@@ -192,13 +197,15 @@ def diagnose_codes(
     R = arrays.residuals
     lp = _lp_checks(codes, dictionary, torch.cat([requested, worst]), options, generator)
     clock.lap("lp")
-    hierarchy = hierarchy_pairs(codes, dictionary.atoms, R, lam, flagged)
+    hierarchy = hierarchy_pairs(codes, dictionary.atoms, R, lam, flagged, close_pairs=pairwise.close_pairs)
     clock.lap("hierarchy")
     dense = dense_summary(
         X, codes, dictionary.atoms, dictionary.bias, pairwise.antipodal_pairs, pairwise.antipodal_cosines
     )
     clock.lap("dense")
-    residuals, residual_arrays = residual_summary(R, codes, dictionary.atoms, lam, generator=generator)
+    residuals, residual_arrays = residual_summary(
+        R, codes, dictionary.atoms, lam, arrays.g_active, max_points=options.max_dense_points, generator=generator
+    )
     clock.lap("residuals")
     reconstruction = float(0.5 * R.pow(2).sum())
     l1 = float(lam * codes.values.sum())

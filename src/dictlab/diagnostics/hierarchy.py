@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel, Field
 from torch import Tensor
 
+from dictlab.diagnostics.pairwise import close_pairs_in_block, pair_cosines
 from dictlab.diagnostics.sparse_codes import SparseCodes
 
 
@@ -48,16 +49,23 @@ class HierarchySummary(BaseModel):
 
 
 def hierarchy_pairs(
-    codes: SparseCodes, atoms: Tensor, R: Tensor, lam: float, pairs: Tensor, *, limit: int = 50
+    codes: SparseCodes,
+    atoms: Tensor,
+    R: Tensor,
+    lam: float,
+    pairs: Tensor,
+    *,
+    close_pairs: Tensor | None = None,
+    limit: int = 50,
 ) -> HierarchySummary:
-    """Co-activity, mass-outside and bound slack for candidate pairs [M, 2] (either order)."""
+    """Co-activity, mass-outside and bound slack for candidate pairs [M, 2] (either order); the tilted pairs from
+    ``close_pairs`` (see :func:`tilted_pairs`' ``candidates``) or their own pass."""
     csc = codes.scipy_csc()
     csc.sort_indices()
     counts = codes.counts.numpy()
     mass = codes.mass.double().numpy()
     W = atoms.double()
-    min_g: dict[int, float] = {}
-    out: list[HierarchyPair] = []
+    found = []
     for a, b in {tuple(sorted(p)) for p in pairs.tolist() if p[0] != p[1]}:
         if counts[a] == 0 or counts[b] == 0:
             continue
@@ -70,26 +78,27 @@ def hierarchy_pairs(
         vc = vb if child == b else va
         pp = pa if parent == a else pb
         outside = ~np.isin(pc, pp, assume_unique=True)
-        m_outside = float(vc[outside].sum() / mass[child])
-        if parent not in min_g:
-            min_g[parent] = float((-(R @ W[parent].to(R.dtype)) / lam).clamp_min(0).max())
+        found.append((parent, child, len(both), float(vc[outside].sum() / mass[child]), not outside.any()))
+    min_g = _largest_negative_g(R, W, sorted({f[0] for f in found}), lam)
+    out: list[HierarchyPair] = []
+    for parent, child, n_both, m_outside, nested in found:
         cos = float(W[parent] @ W[child])
-        p_pc = float(len(both) / counts[child])
+        p_pc = float(n_both / counts[child])
         out.append(
             HierarchyPair(
                 parent=parent,
                 child=child,
                 cosine=cos,
                 p_parent_given_child=p_pc,
-                p_child_given_parent=float(len(both) / counts[parent]),
+                p_child_given_parent=float(n_both / counts[parent]),
                 child_mass_outside_parent=m_outside,
                 absorption_ratio=1 - p_pc,
                 bound_slack=(1 + min_g[parent]) * m_outside - (1 - cos),
-                nested=not outside.any(),
+                nested=nested,
             )
         )
     out.sort(key=lambda p: (-p.p_parent_given_child, p.bound_slack))
-    tilted = tilted_pairs(codes, atoms)
+    tilted = tilted_pairs(codes, atoms, candidates=close_pairs)
     return HierarchySummary(
         n_candidates=len(out),
         n_nested=sum(p.nested for p in out),
@@ -98,6 +107,16 @@ def hierarchy_pairs(
         n_tilted=len(tilted),
         tilted=tilted[:limit],
     )
+
+
+def _largest_negative_g(R: Tensor, W: Tensor, parents: list[int], lam: float, block: int = 256) -> dict[int, float]:
+    """G_j = max_n(−g_jn)_+ for each atom j of ``parents``, reading R [N, D] once per block of atoms."""
+    out: dict[int, float] = {}
+    for lo in range(0, len(parents), block):
+        ids = parents[lo : lo + block]
+        worst = (-(R @ W[ids].T.to(R.dtype)) / lam).clamp_min(0).amax(dim=0)
+        out.update(zip(ids, worst.tolist(), strict=True))
+    return out
 
 
 def nested_fraction_matrix(codes: SparseCodes) -> Tensor:
@@ -140,6 +159,7 @@ def tilted_pairs(
     min_cosine: float = TILT_COSINE,
     min_absorption: float = TILT_ABSORPTION,
     min_cooccurrence_z: float = TILT_COOCCURRENCE_Z,
+    candidates: Tensor | None = None,
     block: int = 1024,
 ) -> list[TiltedPair]:
     """Every pair of live atoms with c ≥ ``min_cosine`` where the atom with the smaller support (the child) has
@@ -150,21 +170,26 @@ def tilted_pairs(
     parent code on the child's points and tilts the child atom towards the parent, which the first-order conditions
     allow — unlike a nested pair, a tilted pair can be stationary. The co-occurrence test keeps the hierarchy's
     trace (the child still fires with its parent far more often than an unrelated atom would), which separates a
-    tilt from the chance cosine of unrelated atoms in small D. atoms: [K, D] unit rows. Cost: one blocked pass over
-    W·Wᵀ plus a sorted intersection of the two supports per candidate pair.
+    tilt from the chance cosine of unrelated atoms in small D. atoms: [K, D] unit rows. Cost: one blocked fp32 pass
+    over W·Wᵀ (skipped when ``candidates`` [C, 2], every live pair whose cosine may reach ``min_cosine``, come
+    from :func:`~dictlab.diagnostics.pairwise.pairwise_hull_test`'s pass), exact cosines for the candidates and a
+    sorted intersection of the two supports per close pair.
     """
     counts = codes.counts.numpy()
     live = np.flatnonzero(counts > 0)
     if len(live) < 2:
         return []
-    W = atoms.double()[torch.from_numpy(live)]
-    candidates = []
-    for lo in range(0, len(live), block):
-        gram = (W[lo : lo + block] @ W.T).numpy()
-        rows, cols = np.nonzero(gram >= min_cosine)
-        keep = cols > rows + lo  # each unordered pair once, never an atom with itself
-        candidates.append(np.stack([live[rows[keep] + lo], live[cols[keep]], gram[rows[keep], cols[keep]]], axis=1))
-    found = np.concatenate(candidates) if candidates else np.empty((0, 3))
+    if candidates is None:
+        W = atoms.float()[torch.from_numpy(live)]
+        blocks = [
+            close_pairs_in_block((W[lo : lo + block] @ W.T).numpy(), live[lo : lo + block], live, min_cosine)
+            for lo in range(0, len(live), block)
+        ]
+        candidates = torch.from_numpy(np.concatenate(blocks))
+    pairs = candidates
+    cosines = pair_cosines(atoms.double(), pairs[:, 0], pairs[:, 1])
+    close = cosines >= min_cosine
+    found = torch.cat([pairs[close].double(), cosines[close, None]], dim=1).numpy()
     if not len(found):
         return []
     csc = codes.scipy_csc()

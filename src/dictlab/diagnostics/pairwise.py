@@ -26,12 +26,15 @@ from pydantic import BaseModel, Field
 from scipy.optimize import linprog
 from torch import Tensor
 
-from dictlab.diagnostics.sparse_codes import SparseCodes
+from dictlab.diagnostics.sparse_codes import SparseCodes, csr_tensor
 from dictlab.diagnostics.summary import Distribution
 
 GRAM_BLOCK = 2048
 EXACT_GRAM_ATOMS = 4096
 WALK_ROUNDS = 256
+FP32_MARGIN = 1e-3
+"""Pairs screened on fp32 cosines are kept down to their threshold minus this (fp32 rounding of a unit dot
+product is ≲ 1e-4); their exact cosines decide."""
 
 
 class PairVerdict(BaseModel):
@@ -79,6 +82,17 @@ class PairwiseResult:
     """[P, 2] (j, k), j < k, with c_jk below the antipodal threshold."""
     antipodal_cosines: Tensor
     extra: dict[str, Tensor] = field(default_factory=dict)
+    close_pairs: Tensor = field(default_factory=lambda: torch.zeros(0, 2, dtype=torch.long))
+    """[C, 2] (j, k), j < k, live, whose screened cosine is ≥ ``close_cosine`` − FP32_MARGIN (when asked for)."""
+
+
+def close_pairs_in_block(block: np.ndarray, ks: np.ndarray, live: np.ndarray, min_cosine: float) -> np.ndarray:
+    """Pairs (k, j) with j > k of one block of W·Wᵀ (rows: atoms ``ks``, columns: atoms ``live``) whose cosine is
+    ≥ ``min_cosine`` − FP32_MARGIN: [P, 2]."""
+    r, c = np.nonzero(block >= min_cosine - FP32_MARGIN)
+    kk, jj = ks[r], live[c]
+    upper = jj > kk
+    return np.stack([kk[upper], jj[upper]], axis=1)
 
 
 @dataclass
@@ -225,12 +239,16 @@ def _no_live_atoms(form: str, started: float) -> PairwiseResult:
     return PairwiseResult(summary, empty, empty, torch.zeros(0, dtype=torch.float64), extra)
 
 
-def pair_cosines(atoms: Tensor, j: Tensor, k: Tensor, chunk: int = 1 << 14) -> Tensor:
-    """c_jk = w_jᵀw_k for index vectors j, k [M] without gathering [M, D] at once: [M]."""
-    out = torch.empty(len(j), dtype=atoms.dtype)
-    for lo in range(0, len(j), chunk):
-        out[lo : lo + chunk] = (atoms[j[lo : lo + chunk]] * atoms[k[lo : lo + chunk]]).sum(dim=1)
-    return out
+def pair_cosines(atoms: Tensor, j: Tensor, k: Tensor) -> Tensor:
+    """c_jk = w_jᵀw_k for index vectors j, k [M]: [M] (a sampled W·Wᵀ product over the distinct pairs only)."""
+    K = atoms.shape[0]
+    if len(j) == 0:
+        return torch.zeros(0, dtype=atoms.dtype)
+    keys, inverse = torch.unique(j * K + k, return_inverse=True)  # sorted: CSR order
+    offsets = torch.zeros(K + 1, dtype=torch.long)
+    offsets[1:] = torch.cumsum(torch.bincount(keys // K, minlength=K), 0)
+    pattern = csr_tensor(offsets, keys % K, torch.zeros(len(keys), dtype=atoms.dtype), (K, K))
+    return torch.sparse.sampled_addmm(pattern, atoms, atoms.T, beta=0.0).values()[inverse]
 
 
 def pairwise_hull_test(
@@ -240,10 +258,13 @@ def pairwise_hull_test(
     bias: bool = True,
     n_worst: int = 20,
     antipodal_cosine: float = -0.95,
+    close_cosine: float | None = None,
 ) -> PairwiseResult:
     """Run the 1-D hull (bias) or cone (no bias) test on every unordered pair of live atoms.
 
-    ``codes``: A [N, K]; ``atoms``: W [K, D] with unit rows. Dead atoms (no activation) are skipped.
+    ``codes``: A [N, K]; ``atoms``: W [K, D] with unit rows. Dead atoms (no activation) are skipped. The same
+    blocked W·Wᵀ pass collects the antipodal pairs and, with ``close_cosine``, the candidates of
+    :func:`dictlab.diagnostics.hierarchy.tilted_pairs`.
     """
     started = time.perf_counter()
     K = codes.n_atoms
@@ -289,30 +310,31 @@ def pairwise_hull_test(
     live_t = torch.from_numpy(live)
     W_live = W[live_t]
     exc_by_k = sp.csr_array((np.ones(len(exc_j)), (exc_k, exc_j)), shape=(K, K)) if len(exc_j) else None
+    close: list[np.ndarray] = []
     for lo in range(0, len(live), GRAM_BLOCK):
         ks = live[lo : lo + GRAM_BLOCK]
-        block = (W[torch.from_numpy(ks)] @ W_live.T).double().numpy()  # [k, j] over live j
-        rows = np.arange(len(ks))
-        diag = np.searchsorted(live, ks)
-        block_masked = block.copy()
-        block_masked[rows, diag] = np.inf
-        if exc_by_k is not None:
-            sub = exc_by_k[ks]
-            r, c = sub.nonzero()
-            block_masked[r, np.searchsorted(live, c)] = np.inf
-        arg = block_masked.argmin(axis=1)
-        best_cos[ks] = block_masked[rows, arg]
-        best_partner[ks] = np.where(np.isfinite(best_cos[ks]), live[arg], -1)
-        if bias:
-            r, c = np.nonzero(block_masked < threshold[ks][:, None])
-            jj, kk = live[c], ks[r]
-            fail_keys.append(np.minimum(jj, kk) * K + np.maximum(jj, kk))
+        block = (W[torch.from_numpy(ks)] @ W_live.T).numpy()  # [k, j] over live j
+        if close_cosine is not None:
+            close.append(close_pairs_in_block(block, ks, live, close_cosine))
         r, c = np.nonzero(block < antipodal_cosine)
         jj, kk = live[c], ks[r]
         upper = jj > kk
         anti_j.append(kk[upper])
         anti_k.append(jj[upper])
-        anti_c.append(block[r[upper], c[upper]])
+        anti_c.append(block[r[upper], c[upper]].astype(np.float64))
+        rows = np.arange(len(ks))
+        block[rows, np.searchsorted(live, ks)] = np.inf  # from here on: the partners each k is tested against
+        if exc_by_k is not None:
+            sub = exc_by_k[ks]
+            r, c = sub.nonzero()
+            block[r, np.searchsorted(live, c)] = np.inf
+        arg = block.argmin(axis=1)
+        best_cos[ks] = block[rows, arg]
+        best_partner[ks] = np.where(np.isfinite(best_cos[ks]), live[arg], -1)
+        if bias:
+            r, c = np.nonzero(block < threshold[ks][:, None])
+            jj, kk = live[c], ks[r]
+            fail_keys.append(np.minimum(jj, kk) * K + np.maximum(jj, kk))
     # Lower end of the 1-D hull: binds only when S_k ∪ S_j covers every point.
     lower = _lower_end_failures(cols, codes, W64, mean, live) if bias else np.zeros((0, 2), dtype=np.int64)
     fail_keys.append(np.minimum(lower[:, 0], lower[:, 1]) * K + np.maximum(lower[:, 0], lower[:, 1]))
@@ -367,6 +389,9 @@ def pairwise_hull_test(
             "exception_k": torch.from_numpy(exc_k),
             "exception_margin": torch.from_numpy(exc_margin),
         },
+        close_pairs=torch.from_numpy(np.concatenate(close).astype(np.int64))
+        if close
+        else torch.zeros(0, 2, dtype=torch.long),
     )
 
 

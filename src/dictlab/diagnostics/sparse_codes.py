@@ -1,6 +1,8 @@
 """Codes A: [N, K] ≥ 0 stored by their support, so diagnostics scale to 16k atoms × 100k points."""
 
+import warnings
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -8,9 +10,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
-
-ENTRY_CHUNK = 1 << 14
-"""Support entries processed per chunk in gathers (bounds temporary memory to chunk × D)."""
 
 
 @dataclass(frozen=True)
@@ -25,6 +24,20 @@ class SparseCodes:
     """[nnz] > 0."""
     n_points: int
     n_atoms: int
+
+    def __post_init__(self) -> None:
+        nnz = len(self.values)
+        if len(self.rows) != nnz or len(self.cols) != nnz:
+            raise ValueError(f"codes have {len(self.rows)} rows, {len(self.cols)} cols and {nnz} values")
+        if nnz == 0:
+            return
+        if int(self.rows.min()) < 0 or int(self.rows.max()) >= self.n_points:
+            raise ValueError(f"code rows must lie in 0..{self.n_points - 1}")
+        if int(self.cols.min()) < 0 or int(self.cols.max()) >= self.n_atoms:
+            raise ValueError(f"code columns must lie in 0..{self.n_atoms - 1}")
+        key = self.rows * self.n_atoms + self.cols
+        if nnz > 1 and not bool((key[1:] > key[:-1]).all()):
+            raise ValueError("codes must be in CSR order: sorted by point, then by atom, without repeats")
 
     @classmethod
     def from_dense(cls, codes: Tensor) -> "SparseCodes":
@@ -93,9 +106,16 @@ class SparseCodes:
         return out
 
     def scipy_csc(self) -> sp.csc_array:
-        """The same matrix as a SciPy CSC array [N, K] (columns = atoms, rows sorted within each column)."""
+        """The same matrix as a SciPy CSC array [N, K] (columns = atoms, rows sorted within each column); built
+        once and shared, so callers must not modify it."""
+        return self._csc
+
+    @cached_property
+    def _csc(self) -> sp.csc_array:
+        order = self._by_atom  # stable: points stay sorted within each atom
         return sp.csc_array(
-            (self.values.numpy(), (self.rows.numpy(), self.cols.numpy())), shape=(self.n_points, self.n_atoms)
+            (self.values[order].numpy(), self.rows[order].numpy(), self._atom_offsets.numpy()),
+            shape=(self.n_points, self.n_atoms),
         )
 
     def column(self, k: int, csc: sp.csc_array | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -104,26 +124,70 @@ class SparseCodes:
         lo, hi = csc.indptr[k], csc.indptr[k + 1]
         return csc.indices[lo:hi], csc.data[lo:hi]
 
+    @cached_property
+    def row_offsets(self) -> Tensor:
+        """CSR row pointer: entries of point n are ``rows[offsets[n]:offsets[n + 1]]``: [N + 1]."""
+        offsets = torch.zeros(self.n_points + 1, dtype=torch.long)
+        offsets[1:] = torch.cumsum(self.l0_per_point, 0)
+        return offsets
+
+    def entries_of(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """The support entries of ``points`` [m]: (entry ids [e], position in ``points`` of each entry's point [e])."""
+        counts = self.l0_per_point[points]
+        owner = torch.repeat_interleave(torch.arange(len(points)), counts)
+        first = torch.cumsum(counts, 0) - counts  # where each point's entries start in the output
+        return self.row_offsets[points][owner] + torch.arange(len(owner)) - first[owner], owner
+
+    def atom_entries(self, atoms: Tensor) -> tuple[Tensor, Tensor]:
+        """The support entries of ``atoms`` [G], padded to the largest support: (entry ids [G, m], live [G, m]
+        marking real entries; padding repeats a real entry id and must be masked by ``live``)."""
+        counts = self.counts[atoms]
+        slot = torch.arange(int(counts.max()) if len(atoms) else 0)
+        live = slot[None, :] < counts[:, None]
+        position = (self._atom_offsets[atoms, None] + slot[None, :]).clamp_max(max(self.nnz - 1, 0))
+        return self._by_atom[position], live
+
+    @cached_property
+    def _by_atom(self) -> Tensor:
+        """Entry order sorted by atom (stable, so points stay sorted within an atom): [nnz]."""
+        return torch.argsort(self.cols, stable=True)
+
+    def _csr(self, values: Tensor) -> Tensor:
+        """A sparse CSR tensor [N, K] with this support and ``values`` [nnz] (in entry order)."""
+        return csr_tensor(self.row_offsets, self.cols, values, (self.n_points, self.n_atoms))
+
+    @cached_property
+    def _atom_offsets(self) -> Tensor:
+        """CSR row pointer of Aᵀ: [K + 1]."""
+        offsets = torch.zeros(self.n_atoms + 1, dtype=torch.long)
+        offsets[1:] = torch.cumsum(self.counts, 0)
+        return offsets
+
     def matmul(self, atoms: Tensor) -> Tensor:
         """A·W: [N, D] for atoms [K, D]."""
-        out = torch.zeros(self.n_points, atoms.shape[1], dtype=atoms.dtype)
-        for lo in range(0, self.nnz, ENTRY_CHUNK):
-            sl = slice(lo, lo + ENTRY_CHUNK)
-            out.index_add_(0, self.rows[sl], self.values[sl, None].to(atoms.dtype) * atoms[self.cols[sl]])
-        return out
+        return self._csr(self.values.to(atoms.dtype)) @ atoms
 
     def t_matmul(self, R: Tensor) -> Tensor:
-        """Aᵀ·R: [K, D] for R [N, D]; row k is Σ_n a_nk r_n."""
-        out = torch.zeros(self.n_atoms, R.shape[1], dtype=R.dtype)
-        for lo in range(0, self.nnz, ENTRY_CHUNK):
-            sl = slice(lo, lo + ENTRY_CHUNK)
-            out.index_add_(0, self.cols[sl], self.values[sl, None].to(R.dtype) * R[self.rows[sl]])
-        return out
+        """Aᵀ·R: [K, D] for R [N, D]; row k is Σ_n a_nk r_n. SciPy's CSC product (3× torch's transposed CSR here),
+        on column blocks of R in torch's thread count (SciPy releases the GIL)."""
+        A = sp.csr_array(
+            (self.values.to(R.dtype).numpy(), self.cols.numpy(), self.row_offsets.numpy()),
+            shape=(self.n_points, self.n_atoms),
+        )
+        blocks = [b.contiguous().numpy() for b in R.tensor_split(max(1, min(torch.get_num_threads(), R.shape[1])), 1)]
+        with ThreadPoolExecutor(len(blocks)) as pool:
+            parts = list(pool.map(lambda block: A.T @ block, blocks))
+        return torch.from_numpy(np.hstack(parts))
 
     def entry_dots(self, R: Tensor, atoms: Tensor) -> Tensor:
-        """w_kᵀr_n at every support entry (n, k): [nnz]."""
-        out = torch.empty(self.nnz, dtype=R.dtype)
-        for lo in range(0, self.nnz, ENTRY_CHUNK):
-            sl = slice(lo, lo + ENTRY_CHUNK)
-            out[sl] = (R[self.rows[sl]] * atoms[self.cols[sl]]).sum(dim=1)
-        return out
+        """w_kᵀr_n at every support entry (n, k): [nnz] (a sampled product: only the support's dots are formed)."""
+        pattern = self._csr(torch.zeros(self.nnz, dtype=R.dtype))
+        return torch.sparse.sampled_addmm(pattern, R, atoms.to(R.dtype).T, beta=0.0).values()
+
+
+def csr_tensor(offsets: Tensor, indices: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
+    """``torch.sparse_csr_tensor`` without invariant checks or its once-per-process "beta" warning; the caller
+    guarantees sorted, unique column indices within each row."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(offsets, indices, values, shape, check_invariants=False)

@@ -51,6 +51,10 @@ class Check(BaseModel):
     holds: bool
     distribution: Distribution
     worst: list[Offender] = Field(default_factory=list)
+    exact: bool = Field(
+        default=True, description="Evaluated on its whole population (False: on a random sample, see error_bound)."
+    )
+    error_bound: str | None = Field(default=None, description="What the sample guarantees when exact is False.")
 
     @classmethod
     def build(
@@ -62,8 +66,10 @@ class Check(BaseModel):
         tolerance: float,
         ids: Tensor | None = None,
         n_worst: int = 5,
+        error_bound: str | None = None,
     ) -> Self:
-        """``violations``: [M] nonnegative relative violations; ``ids``: [M] or [M, 2] what each one concerns."""
+        """``violations``: [M] nonnegative relative violations; ``ids``: [M] or [M, 2] what each one concerns;
+        ``error_bound`` (when the violations are those of a random sample) what the sample guarantees."""
         violations = violations.detach().double().flatten()
         ids = torch.arange(len(violations)) if ids is None else ids
         order = torch.argsort(violations, descending=True)[:n_worst]
@@ -77,4 +83,6 @@ class Check(BaseModel):
             holds=holds,
             distribution=Distribution.of(violations),
             worst=worst,
+            exact=error_bound is None,
+            error_bound=error_bound,
         )

@@ -62,12 +62,6 @@ def _huber_value(norms: Tensor, lam: float) -> float:
     return float(torch.where(norms > lam, lam * norms - lam * lam / 2, norms.pow(2) / 2).sum())
 
 
-def shrink(V: Tensor, lam: float) -> Tensor:
-    """Group soft-thresholding of rows: (1 − λ/‖v‖)_+ v."""
-    norms = V.norm(dim=1, keepdim=True)
-    return V * (1 - lam / norms.clamp_min(torch.finfo(V.dtype).tiny)).clamp_min(0)
-
-
 def wide_limit(X: Tensor, lam: float, *, bias: bool = True, tol: float = 1e-12, max_iter: int = 100_000) -> WideLimit:
     """Solve the convex problem for ``X: [N, D]`` and certify it with a dual point."""
     lam = check_lambda(lam)
@@ -82,17 +76,22 @@ def wide_limit(X: Tensor, lam: float, *, bias: bool = True, tol: float = 1e-12, 
             b = new
             if step <= tol * max(1.0, float(b.norm())):
                 break
-    V = X - b
+    V = X - b if bias else X
     norms = V.norm(dim=1)
     primal = _huber_value(norms, lam)
-    # Dual: max ⟨R, X⟩ − ½‖R‖² with ‖r_n‖ ≤ λ (and Σ r_n = 0 with a bias); R = φ_λ(X − b) made feasible.
-    R = V - shrink(V, lam)
+    # Dual: max ⟨R, X⟩ − ½‖R‖² with ‖r_n‖ ≤ λ (and Σ r_n = 0 with a bias); R = φ_λ(X − b) = V·min(1, λ/‖v_n‖),
+    # made feasible. Without a bias R_n = s_n·x_n, so the dual needs only the row norms.
+    scale = (lam / norms.clamp_min(torch.finfo(X.dtype).tiny)).clamp_max(1)
     if bias:
-        R = R - R.mean(dim=0)
+        R = V * scale[:, None]
+        R -= R.mean(dim=0)
         largest = float(R.norm(dim=1).max())
         if largest > lam:
-            R = R * (lam / largest)
-    dual = float((R * X).sum() - 0.5 * R.pow(2).sum())
+            R *= lam / largest
+        dual = float((R * X).sum() - 0.5 * R.pow(2).sum())
+    else:
+        squared = norms.pow(2)
+        dual = float((scale * squared).sum() - 0.5 * (scale.pow(2) * squared).sum())
     return WideLimit(
         value=dual,
         bias=b if bias else None,

@@ -12,15 +12,16 @@ def diagnostics_summary(report: DiagnosticsReport) -> str:
         f"{'with' if p.bias else 'without'} bias; {p.codes} codes",
         f"{p.n_points} points × {p.dim} dims, {p.n_atoms} atoms ({p.n_live_atoms} live), mean L0 {p.mean_l0:.2f}",
         "",
-        f"{'condition':<16}{'holds':>6}{'median':>11}{'q99':>11}{'max':>11}  over",
-        "-" * 90,
+        f"{'condition':<16}{'holds':>6}{'median':>11}{'q99':>11}{'max':>11}  {'coverage':<9}over",
+        "-" * 100,
     ]
     for check in report.conditions:
         d = check.distribution
         lines.append(
             f"{check.name:<16}{'yes' if check.holds else 'NO':>6}{fmt(d.q50):>11}{fmt(d.q99):>11}{fmt(d.max):>11}"
-            f"  {check.over}"
+            f"  {'exact' if check.exact else 'sampled':<9}{check.over}"
         )
+    lines += [f"  {check.name} sample: {check.error_bound}" for check in report.conditions if check.error_bound]
     pw = report.pairwise
     lines += [
         "",
@@ -46,6 +47,8 @@ def diagnostics_summary(report: DiagnosticsReport) -> str:
         f"residuals: ‖r‖/λ median {fmt(r.residual_norm_over_lambda.q50)}, {100 * r.fraction_above_lambda:.1f} % "
         f"of points above λ; split pressure median {fmt(r.split_pressure.q50)}"
     )
+    if r.shrinkage_error_bound:
+        lines.append(f"  shrinkage distributions sampled: {r.shrinkage_error_bound}")
     w = report.wide_limit
     lines.append(
         f"wide limit: P_∞ = {w.value:.6g}, dictionary {fmt(w.dictionary_loss, 6)}, gap {fmt(w.gap, 4)} "
