@@ -109,7 +109,8 @@ def _c1_off_support(
     fp64 (a sampled product), so every value is exact.
     """
     N = len(R)
-    certified = R.norm(dim=1) * W.norm(dim=1).max() <= lam
+    w_max = float(W.norm(dim=1).max())
+    certified = R.norm(dim=1) * w_max <= lam
     open_points = torch.nonzero(~certified).flatten()
     n_open = len(open_points)
     sampled = n_open > max_points
@@ -118,7 +119,6 @@ def _c1_off_support(
         open_points = open_points[pick].sort().values
     values = torch.zeros(len(open_points), dtype=R.dtype)
     W32 = W.float()
-    w_max = float(W.norm(dim=1).max())
     for lo in range(0, len(open_points), C1_BLOCK):
         sub = open_points[lo : lo + C1_BLOCK]
         entries, owner = codes.entries_of(sub)

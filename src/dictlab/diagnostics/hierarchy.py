@@ -186,10 +186,9 @@ def tilted_pairs(
             for lo in range(0, len(live), block)
         ]
         candidates = torch.from_numpy(np.concatenate(blocks))
-    pairs = candidates
-    cosines = pair_cosines(atoms.double(), pairs[:, 0], pairs[:, 1])
+    cosines = pair_cosines(atoms.double(), candidates[:, 0], candidates[:, 1])
     close = cosines >= min_cosine
-    found = torch.cat([pairs[close].double(), cosines[close, None]], dim=1).numpy()
+    found = torch.cat([candidates[close].double(), cosines[close, None]], dim=1).numpy()
     if not len(found):
         return []
     csc = codes.scipy_csc()

@@ -67,7 +67,7 @@ def support_projections(
     for lo in range(0, len(points), POINT_CHUNK):
         pts = points[lo : lo + POINT_CHUNK]
         entries, owner = codes.entries_of(pts)
-        slot = torch.arange(len(entries)) - (torch.cumsum(codes.l0_per_point[pts], 0) - codes.l0_per_point[pts])[owner]
+        slot = entries - codes.row_offsets[pts][owner]  # position within the point's support
         width = int(codes.l0_per_point[pts].max())
         idx = torch.zeros(len(pts), width, dtype=torch.long)
         idx[owner, slot] = codes.cols[entries]
