@@ -311,7 +311,8 @@ def test_a_failing_or_interrupted_fit_leaves_no_prefetch_thread(tmp_path: Path) 
     with _no_prefetch_thread_left(), pytest.raises(KeyboardInterrupt):
         _store_trainer(tmp_path / "s", tmp_path / "interrupted", probe=interrupt).fit()
     with _no_prefetch_thread_left():
-        trainer = _store_trainer(tmp_path / "s", None)
+        trainer = _store_trainer(tmp_path / "s", None)  # reads batch 0, so the second buffer's read starts ahead
+        trainer.batches.close()  # let that read end before the shard goes; fit reads the second buffer afresh
         missing.unlink()
         with pytest.raises(StoreError, match=f"shard {missing} is missing"):
             trainer.fit()
