@@ -10,7 +10,6 @@ Per sample that is ≈ 2·d_in·d_sae FLOPs for the encoder plus O(k·d) for the
 dense path.
 """
 
-import warnings
 from typing import NamedTuple
 
 import torch
@@ -75,22 +74,12 @@ class ActiveLatents(NamedTuple):
         dense = values.new_zeros(self.batch, self.d_sae)
         return dense.index_put_((self.rows, self.cols), values)
 
-    def _csr(self, values: Tensor, transpose: bool) -> Tensor:
-        """``values`` as a sparse CSR matrix [batch, d_sae], or its transpose [d_sae, batch]."""
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": sparse × dense products are stable
-            warnings.simplefilter("ignore", UserWarning)
-            return self._build_csr(values, transpose)
-
-    def _build_csr(self, values: Tensor, transpose: bool) -> Tensor:
-        if not transpose:
-            crow = torch.cat([self.offsets, self.offsets.new_tensor([self.nnz])])
-            return torch.sparse_csr_tensor(crow, self.cols, values, (self.batch, self.d_sae), check_invariants=False)
+    def by_latent(self) -> tuple[Tensor, Tensor]:
+        """The entries grouped by latent: (``order`` [nnz], entry ids sorted by column, stable; ``starts``
+        [d_sae], where latent i's entries begin in ``order``) — the bags of a transposed ``embedding_bag``."""
         order = torch.argsort(self.cols, stable=True)
         counts = torch.bincount(self.cols, minlength=self.d_sae)
-        crow = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-        return torch.sparse_csr_tensor(
-            crow, self.rows[order], values[order], (self.d_sae, self.batch), check_invariants=False
-        )
+        return order, torch.cumsum(counts, 0) - counts
 
 
 class _ActivePreActivations(torch.autograd.Function):
@@ -110,10 +99,16 @@ class _ActivePreActivations(torch.autograd.Function):
         active: ActiveLatents = ctx.active
         grad = grad.to(W_enc.dtype).contiguous()  # bf16 under autocast; the products run in the weights' dtype
         grad_x = grad_W = grad_b = None
+        # Both products are weighted bags over the nnz entries (faster than CSR × dense products on the CPU).
         if ctx.needs_input_grad[0]:  # Σ_i g[b, i]·W_enc[:, i]: [batch, d_in]
-            grad_x = torch.sparse.mm(active._csr(grad, transpose=False), W_enc.T.contiguous())
+            grad_x = F.embedding_bag(
+                active.cols, W_enc.T.contiguous(), active.offsets, mode="sum", per_sample_weights=grad
+            )
         if ctx.needs_input_grad[1]:  # Σ_b g[b, i]·x_c[b]: [d_sae, d_in], stored transposed like W_enc
-            grad_W = torch.sparse.mm(active._csr(grad, transpose=True), x_c.contiguous()).T
+            order, starts = active.by_latent()
+            grad_W = F.embedding_bag(
+                active.rows[order], x_c.contiguous(), starts, mode="sum", per_sample_weights=grad[order]
+            ).T
         if ctx.needs_input_grad[2]:
             grad_b = grad.new_zeros(active.d_sae).index_add_(0, active.cols, grad)
         return grad_x, grad_W, grad_b, None
@@ -124,7 +119,7 @@ def gather_pre_activations(x_c: Tensor, W_enc: Tensor, b_enc: Tensor, active: Ac
 
     Equal to ``(x_c @ W_enc + b_enc)[active.rows, active.cols]`` (taken from ``active.pre``, computed once densely
     without gradient); the backward builds the gradients of ``x_c [batch, d_in]``, ``W_enc [d_in, d_sae]`` and
-    ``b_enc [d_sae]`` from the nnz active entries only (sparse × dense products).
+    ``b_enc [d_sae]`` from the nnz active entries only (weighted bags of rows).
     """
     return _ActivePreActivations.apply(x_c, W_enc, b_enc, active)
 
