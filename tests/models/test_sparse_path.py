@@ -1,5 +1,7 @@
 """The sparse training path of the TopK family agrees with the dense reference path."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -81,7 +83,7 @@ def test_gather_and_decode_pass_gradcheck() -> None:
     active = ActiveLatents.from_flat(pre, batch_top_indices(pre, 14))
 
     def composed(x: torch.Tensor, W_enc: torch.Tensor, b_enc: torch.Tensor, W_dec: torch.Tensor) -> torch.Tensor:
-        fresh = active._replace(pre=(x @ W_enc + b_enc).detach()[active.rows, active.cols])
+        fresh = dataclasses.replace(active, pre=(x @ W_enc + b_enc).detach()[active.rows, active.cols])
         return sparse_decode(fresh, gather_pre_activations(x, W_enc, b_enc, fresh), W_dec, n_latents=7)
 
     assert torch.autograd.gradcheck(composed, (x, W_enc, b_enc, W_dec))

@@ -10,14 +10,16 @@ Per sample that is ≈ 2·d_in·d_sae FLOPs for the encoder plus O(k·d) for the
 dense path.
 """
 
-from typing import NamedTuple
+from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
-class ActiveLatents(NamedTuple):
+@dataclass(frozen=True, eq=False)
+class ActiveLatents:
     """The active (selected) entries of a [batch, d_sae] code matrix, in row-major order.
 
     Entry e is latent ``cols[e]`` of sample ``rows[e]``; sample b's entries are ``offsets[b]:offsets[b+1]``.
@@ -43,12 +45,14 @@ class ActiveLatents(NamedTuple):
         return cls(rows, indices.reshape(-1), offsets, values.detach().reshape(-1), batch, d_sae)
 
     @classmethod
-    def from_entries(cls, pre: Tensor, rows: Tensor, cols: Tensor) -> "ActiveLatents":
-        """The entries ``(rows[e], cols[e])`` of a [batch, d_sae] pre-activation matrix, ``rows`` nondecreasing."""
+    def from_entries(cls, pre: Tensor, rows: Tensor, cols: Tensor, values: Tensor | None = None) -> "ActiveLatents":
+        """The entries ``(rows[e], cols[e])`` of a [batch, d_sae] pre-activation matrix, ``rows`` nondecreasing;
+        ``values`` [nnz], when given, are their pre-activations (else read from ``pre``)."""
         batch, d_sae = pre.shape
         counts = torch.bincount(rows, minlength=batch)
         offsets = torch.cumsum(counts, 0) - counts
-        return cls(rows, cols, offsets, pre.detach()[rows, cols], batch, d_sae)
+        values = pre.detach()[rows, cols] if values is None else values.detach()
+        return cls(rows, cols, offsets, values, batch, d_sae)
 
     @classmethod
     def from_flat(cls, pre: Tensor, flat_indices: Tensor) -> "ActiveLatents":
@@ -74,9 +78,11 @@ class ActiveLatents(NamedTuple):
         dense = values.new_zeros(self.batch, self.d_sae)
         return dense.index_put_((self.rows, self.cols), values)
 
+    @cached_property
     def by_latent(self) -> tuple[Tensor, Tensor]:
         """The entries grouped by latent: (``order`` [nnz], entry ids sorted by column, stable; ``starts``
-        [d_sae], where latent i's entries begin in ``order``) — the bags of a transposed ``embedding_bag``."""
+        [d_sae], where latent i's entries begin in ``order``) — the bags of a transposed ``embedding_bag``.
+        Computed once, on first use (the encoder's and the decoder's backward share it)."""
         order = torch.argsort(self.cols, stable=True)
         counts = torch.bincount(self.cols, minlength=self.d_sae)
         return order, torch.cumsum(counts, 0) - counts
@@ -105,7 +111,7 @@ class _ActivePreActivations(torch.autograd.Function):
                 active.cols, W_enc.T.contiguous(), active.offsets, mode="sum", per_sample_weights=grad
             )
         if ctx.needs_input_grad[1]:  # Σ_b g[b, i]·x_c[b]: [d_sae, d_in], stored transposed like W_enc
-            order, starts = active.by_latent()
+            order, starts = active.by_latent
             grad_W = F.embedding_bag(
                 active.rows[order], x_c.contiguous(), starts, mode="sum", per_sample_weights=grad[order]
             ).T
@@ -124,16 +130,43 @@ def gather_pre_activations(x_c: Tensor, W_enc: Tensor, b_enc: Tensor, active: Ac
     return _ActivePreActivations.apply(x_c, W_enc, b_enc, active)
 
 
+class _SparseDecode(torch.autograd.Function):
+    """Value: Σ_e values[e]·W_dec[cols[e]] per sample. Backward: both gradients from the nnz entries only."""
+
+    @staticmethod
+    def forward(ctx, values: Tensor, W_dec: Tensor, active: ActiveLatents) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(values, W_dec)
+        ctx.active = active
+        return F.embedding_bag(active.cols, W_dec, active.offsets, mode="sum", per_sample_weights=values)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
+        values, W_dec = ctx.saved_tensors
+        active: ActiveLatents = ctx.active
+        grad = grad.to(W_dec.dtype).contiguous()
+        grad_values = grad_W = None
+        if ctx.needs_input_grad[0]:  # grad[rows[e]] · W_dec[cols[e]]: ATen's own kernel, each entry's bag given
+            grad_values = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+                grad, W_dec, active.cols, active.offsets, active.rows, 0, -1
+            )
+        if ctx.needs_input_grad[1]:  # Σ_{e: cols[e] = i} values[e]·grad[rows[e]]: a bag per latent, [d_sae, d_out]
+            order, starts = active.by_latent
+            grad_W = F.embedding_bag(active.rows[order], grad, starts, mode="sum", per_sample_weights=values[order])
+        return grad_values, grad_W, None
+
+
 def sparse_decode(
     active: ActiveLatents, values: Tensor, W_dec: Tensor, b_dec: Tensor | None = None, n_latents: int | None = None
 ) -> Tensor:
     """x̂ = Σ_e values[e]·W_dec[cols[e]] per sample (+ b_dec): [batch, d_out].
 
     With ``n_latents = m`` only latents [0, m) contribute (a Matryoshka prefix). Differentiable in ``values``
-    and ``W_dec``; the backward touches only the active rows.
+    and ``W_dec``; the backward touches only the active rows: W_dec's gradient is a weighted bag of gradient rows
+    per latent (ATen's own backward of the bag, a dense [d_sae, d_out] scatter, is several times slower on the
+    CPU).
     """
     if n_latents is not None and n_latents < active.d_sae:
         values = values * (active.cols < n_latents).to(values.dtype)
     values = values.to(W_dec.dtype)  # autocast leaves embedding_bag alone; it needs matching dtypes
-    out = F.embedding_bag(active.cols, W_dec, active.offsets, mode="sum", per_sample_weights=values)
+    out = _SparseDecode.apply(values, W_dec, active)
     return out if b_dec is None else out + b_dec

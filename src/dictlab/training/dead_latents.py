@@ -74,14 +74,14 @@ def auxk_loss(
     """
     mesh = model.mesh
     if fixed_width:
-        rows, cols = row_top_entries(pre.detach().masked_fill(~dead, float("-inf")), k_aux, mesh.tp)
+        rows, cols, _ = row_top_entries(pre.detach().masked_fill(~dead, float("-inf")), k_aux, mesh.tp)
         weight: Tensor | None = dead[cols]
     else:
         n_dead = int(all_reduce_(dead.sum(), group=mesh.tp))  # over every latent shard of the replica
         if n_dead == 0:
             return pre.new_zeros(())
         dead_idx = dead.nonzero().squeeze(-1)
-        rows, positions = row_top_entries(pre.detach()[:, dead_idx], min(k_aux, n_dead), mesh.tp)
+        rows, positions, _ = row_top_entries(pre.detach()[:, dead_idx], min(k_aux, n_dead), mesh.tp)
         cols, weight = dead_idx[positions], None
     active = ActiveLatents.from_entries(pre, rows, cols)
     values = torch.relu(model.active_pre_activations(x_in, active))

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from dictlab.distributed import all_reduce_, global_kth_largest
 from dictlab.distributed.mesh import Mesh
-from dictlab.distributed.selection import row_top_entries
+from dictlab.distributed.selection import row_top_entries, row_topk
 from dictlab.models.activations.base import Activation, scatter_top, squared_error
 from dictlab.models.activations.registry import register_activation
 from dictlab.models.sparse_latents import ActiveLatents
@@ -30,7 +30,7 @@ def batch_top_indices(pre: Tensor, total: int) -> Tensor:
     batch, d_sae = pre.shape
     per_row = min(d_sae, 4 * max(1, -(-total // batch)))
     while per_row < d_sae:
-        values, cols = pre.topk(per_row, dim=-1, sorted=False)
+        values, cols = row_topk(pre, per_row)
         top = values.reshape(-1).topk(total, sorted=False).indices
         rows = top // per_row
         if int(torch.bincount(rows, minlength=batch).max()) < per_row:
@@ -61,12 +61,11 @@ class TopK(Activation):
         return cls(_k(cfg))
 
     def forward(self, pre: Tensor) -> Tensor:
-        rows, cols = row_top_entries(pre.detach(), self.k, self.mesh.tp)  # over every latent shard of the replica
+        rows, cols, _ = row_top_entries(pre.detach(), self.k, self.mesh.tp)  # over every latent shard of the replica
         return torch.zeros_like(pre).index_put((rows, cols), torch.relu(pre[rows, cols]))
 
     def select(self, pre: Tensor) -> ActiveLatents:
-        rows, cols = row_top_entries(pre.detach(), self.k, self.mesh.tp)
-        return ActiveLatents.from_entries(pre, rows, cols)
+        return ActiveLatents.from_entries(pre, *row_top_entries(pre.detach(), self.k, self.mesh.tp))
 
 
 def global_batch_top_indices(pre: Tensor, k: int, mesh: Mesh) -> Tensor:
