@@ -135,3 +135,18 @@ def test_matryoshka_loss_sums_nested_prefix_reconstructions() -> None:
     by_hand = sum(squared_error(x, out.dense_codes()[:, :m] @ model.W_dec[:m] + model.b_dec) for m in (4, 8, 16))
     assert torch.allclose(out.reconstruction, by_hand)
     assert cfg.matryoshka_prefix_sizes == [4, 8, 16]
+
+
+def test_squared_error_matches_the_composed_ops_in_value_and_gradient() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x_out = torch.randn(7, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    x_hat = torch.randn(7, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    assert torch.autograd.gradcheck(squared_error, (x_out, x_hat))
+    composed = (x_out - x_hat).pow(2).sum(dim=-1).mean()
+    assert torch.allclose(squared_error(x_out, x_hat), composed, rtol=1e-12)
+    three_d = torch.randn(2, 3, 4, dtype=torch.float64, generator=gen)  # averaged over every leading position
+    assert torch.allclose(squared_error(three_d, torch.zeros_like(three_d)), three_d.pow(2).sum(-1).mean())
+    x_bf16 = torch.randn(4, 3, generator=gen).bfloat16().requires_grad_()
+    loss = squared_error(torch.randn(4, 3, generator=gen), x_bf16)  # mixed dtypes: each gradient in its input's
+    loss.backward()
+    assert loss.dtype == torch.float32 and x_bf16.grad is not None and x_bf16.grad.dtype == torch.bfloat16
