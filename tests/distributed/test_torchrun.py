@@ -56,7 +56,9 @@ def test_two_processes_train_the_single_process_run(tiny_store: Path, tmp_path: 
     sharded = tmp_path / "sharded"  # the same run with the latents split over the two processes
     proc = torchrun(*train_args(tiny_store, sharded), "--tp", "2")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    close_runs(one, sharded, atol=1e-4)
+    # Sharded sums (x̂ and the encoder input's gradient over two shards, the rows' entries in another order) round
+    # differently; after 60 Adam steps single weights move by ~1e-4 (measured: 1.2e-4 at 1 of 8192), so 2e-4.
+    close_runs(one, sharded, atol=2e-4)
     metrics = json.loads((sharded / "metrics.json").read_text())
     assert metrics["latent_shards"] == 2 and len(metrics["peak_rss_mib_per_process"]) == 2
     assert not (sharded / "train" / "checkpoint.pt").exists() and (sharded / "train" / "checkpoint.json").exists()
