@@ -6,6 +6,7 @@ import re
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,12 +104,24 @@ def _wandb_records(path: Path) -> list[Any]:
     return records
 
 
+def _finished_wandb_records(path: Path, timeout_s: float = 60.0) -> list[Any]:
+    """The records of an offline run's file once W&B's writer has appended the run's exit record: ``run.finish()``
+    returns when the exit is acknowledged, and the writer of the W&B service may put the records on disk later."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        records = _wandb_records(path)
+        if records and records[-1].WhichOneof("record_type") == "exit":
+            return records
+        assert time.monotonic() < deadline, f"{path} has no exit record after {timeout_s} s"
+        time.sleep(0.1)
+
+
 def _wandb(workdir: Path) -> tuple[set[str], Scalars]:
     """(the run ids of the offline run folders, their history merged in time order: a later session's step wins)."""
     folders = sorted((workdir / "wandb").glob("offline-run-*"))
     ids, history = set(), []
     for folder in folders:
-        for record in _wandb_records(next(folder.glob("run-*.wandb"))):
+        for record in _finished_wandb_records(next(folder.glob("run-*.wandb"))):
             kind = record.WhichOneof("record_type")
             if kind == "run":
                 ids.add(record.run.run_id)
