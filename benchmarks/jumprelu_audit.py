@@ -59,9 +59,8 @@ class QuadraticTargetJumpReLU(JumpReLU):
 
     target: float = 0.0
 
-    def sparsity_penalty(self, pre: Tensor, codes: Tensor, decoder_norms: Tensor) -> Tensor:
-        l0 = self.step(pre).sum(dim=-1)
-        return (2 / self.target * (l0 - self.target) ** 2).mean()
+    def l0_penalty(self, sample_l0: Tensor) -> Tensor:
+        return (2 / self.target * (sample_l0 - self.target) ** 2).mean()
 
 
 def thresholds(model: SparseDictionary) -> Tensor:

@@ -77,6 +77,33 @@ def test_jumprelu_threshold_receives_gradient_from_output_and_l0() -> None:
     assert grad_out[:2].abs().sum() > 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_jumprelu_gate_matches_the_straight_through_formulas(dtype: torch.dtype) -> None:
+    """Codes, per-sample L0 and both gradients of the one-node gate against Rajamanoharan et al.'s formulas
+    written out: ∂/∂pre = g·H(pre − θ); ∂/∂θ = −Σ_b K·(θ·g_codes + g_L0)/ε with K = 1[|pre − θ| < ε/2]."""
+    generator = torch.Generator().manual_seed(0)
+    act = JumpReLU(40, init_threshold=0.2, bandwidth=0.1).double()
+    with torch.no_grad():
+        act.threshold.uniform_(0.0, 0.4, generator=generator)
+    pre = (torch.randn(64, 40, generator=generator, dtype=torch.float64) * 0.3).to(dtype).requires_grad_()
+    grad_codes = torch.randn(64, 40, generator=generator, dtype=torch.float64).to(dtype)
+    grad_l0 = torch.randn(64, generator=generator, dtype=torch.float64)
+    codes, l0 = act.gate(pre)
+    torch.autograd.backward([codes, l0], [grad_codes, grad_l0])
+
+    theta, z = act.threshold.detach(), pre.detach().double()
+    gate = (z > theta).double()
+    kernel = ((z - theta).abs() < act.bandwidth / 2).double()
+    assert torch.equal(codes.detach().double(), (z * gate).to(dtype).double())
+    assert torch.equal(l0.detach(), gate.sum(dim=-1))
+    assert pre.grad is not None and act.threshold.grad is not None
+    assert torch.equal(pre.grad.double(), (grad_codes.double() * gate).to(dtype).double())
+    expected = -(kernel * (theta * grad_codes.double() + grad_l0[:, None])).sum(dim=0) / act.bandwidth
+    assert kernel.sum() > 20, "the check needs entries inside the window"
+    torch.testing.assert_close(act.threshold.grad, expected, rtol=1e-12, atol=1e-12)
+    assert act.sparsity_penalty(pre, codes, torch.ones(40)).item() == pytest.approx(gate.sum(dim=-1).mean().item())
+
+
 def test_jumprelu_threshold_moves_additively_under_adam() -> None:
     """θ is the trained parameter: Adam moves it by ≈ lr per step even from a small θ⁰ (through log θ it would
     move by ≈ lr·θ⁰, a hundred times less here)."""

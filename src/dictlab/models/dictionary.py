@@ -52,7 +52,7 @@ class DictionaryLoss:
     def firing_counts(self) -> Tensor:
         """[d_sae] int64: samples of the batch in which each latent is nonzero."""
         if self.codes is not None:
-            return (self.codes.detach() != 0).sum(dim=0)
+            return nonzero_counts(self.codes.detach())
         assert self.active is not None and self.active_codes is not None
         return torch.bincount(self.active.cols[self.active_codes != 0], minlength=self.active.d_sae)
 
@@ -64,6 +64,17 @@ class DictionaryLoss:
         """Mean number of nonzero codes per sample (a 0-d tensor on the batch's device: reading it is the caller's
         choice of when to synchronise)."""
         return self.firing_counts.sum() / self.x_hat.shape[0]
+
+
+def nonzero_counts(codes: Tensor) -> Tensor:
+    """[d_sae] int64: nonzero entries of each column of ``codes`` [batch, d_sae].
+
+    Σ_b |sign(codes)| summed in float32 (exact below 2^24 rows), about half the time of counting ``codes != 0``,
+    whose bool → int64 sum copies the matrix once more at eight bytes an entry.
+    """
+    if not codes.is_floating_point() or codes.shape[0] >= 2**24:
+        return (codes != 0).sum(dim=0)
+    return torch.sign(codes).abs_().sum(dim=0, dtype=torch.float32).to(torch.int64)
 
 
 def _normal(
@@ -241,10 +252,9 @@ class SparseDictionary(nn.Module):
         if sparse:
             return self._sparse_loss(x_in, x_out)
         pre = self.pre_activations(x_in)
-        codes = self.activation(pre)
+        codes, sparsity = self.activation.codes_and_penalty(pre, self.decoder_norms())
         x_hat = self.decode(codes)
         reconstruction = self.activation.reconstruction_loss(x_out, x_hat, lambda m: self.decode(codes, m))
-        sparsity = self.activation.sparsity_penalty(pre, codes, self.decoder_norms())
         return DictionaryLoss(reconstruction, sparsity, pre, x_hat, codes=codes)
 
     def _sparse_loss(self, x_in: Tensor, x_out: Tensor) -> DictionaryLoss:

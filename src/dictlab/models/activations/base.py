@@ -110,6 +110,12 @@ class Activation(nn.Module):
         """Unscaled sparsity penalty (mean over the batch), or None when sparsity is structural (TopK)."""
         return None
 
+    def codes_and_penalty(self, pre: Tensor, decoder_norms: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(codes, sparsity penalty) of one forward pass: ``forward`` then :meth:`sparsity_penalty`; an activation
+        overrides it to compute both in one autograd node (JumpReLU)."""
+        codes = self(pre)
+        return codes, self.sparsity_penalty(pre, codes, decoder_norms)
+
     def select(self, pre: Tensor) -> ActiveLatents | None:
         """The entries this activation keeps, as index lists (the sparse path), or None when it has no
         structural sparsity (ReLU, JumpReLU: their codes are dense until training makes them sparse)."""

@@ -33,44 +33,43 @@ class ReLU(Activation):
         return codes.sum(dim=0) @ decoder_norms / codes.shape[0]
 
 
-def _rectangle(u: Tensor) -> Tensor:
-    return (u.abs() < 0.5).to(u.dtype)
+def keep_where_positive(values: Tensor, key: Tensor) -> Tensor:
+    """values·1[key > 0] (same shape): one pass through ATen's ReLU-backward kernel when the dtypes agree."""
+    if values.dtype == key.dtype:
+        return torch.ops.aten.threshold_backward(values, key, 0)
+    return values * (key > 0).to(values.dtype)
 
 
-class _JumpReLUFunction(torch.autograd.Function):
-    """pre·H(pre − θ) with the straight-through estimator of Rajamanoharan et al."""
+class _JumpReLUGate(torch.autograd.Function):
+    """(codes [batch, d_sae], per-sample L0 [batch]) for θ ≥ 0: codes = pre·H(pre − θ), L0_b = Σ_i H(pre_bi − θ_i),
+    with the straight-through θ-gradients of Rajamanoharan et al. (arXiv 2407.14435, Eqs. 11–12): −(θ/ε)·K and
+    −(1/ε)·K, K = 1[|pre − θ| < ε/2] the rectangle kernel.
+
+    One node for both outputs, so the kernel window is built once, in the forward, where pre − θ is at hand; the
+    backward is one masking pass for pre's gradient and a masked column sum plus a matrix-vector product for θ's.
+    The codes are 0 or pre > θ ≥ 0, so 1[codes > 0] is the gate and Σ_i sign(codes_bi) the L0.
+    """
 
     @staticmethod
-    def forward(ctx: Any, pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
-        ctx.save_for_backward(pre, threshold)
+    def forward(ctx, pre: Tensor, threshold: Tensor, bandwidth: float) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        shifted = pre - threshold  # [batch, d_sae], in the wider of the two dtypes
+        codes = keep_where_positive(pre, shifted)
+        l0 = torch.sign(codes).sum(dim=-1, dtype=torch.float32).to(threshold.dtype)
+        window = torch.lt(shifted.abs_(), bandwidth / 2, out=shifted) if ctx.needs_input_grad[1] else None
+        ctx.save_for_backward(codes, window, threshold)
         ctx.bandwidth = bandwidth
-        return pre * (pre > threshold).to(pre.dtype)
+        return codes, l0
 
     @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, Tensor, None]:
-        pre, threshold = ctx.saved_tensors
-        eps = ctx.bandwidth
-        grad_pre = grad_out * (pre > threshold).to(pre.dtype)
-        # ∂/∂θ [z·H(z−θ)] ≈ −(θ/ε)·K((z−θ)/ε)
-        grad_threshold = -(threshold / eps) * _rectangle((pre - threshold) / eps) * grad_out
-        return grad_pre, grad_threshold.sum(dim=0), None
-
-
-class _StepFunction(torch.autograd.Function):
-    """H(pre − θ) whose θ-gradient is −(1/ε)·K((pre − θ)/ε); no gradient to pre."""
-
-    @staticmethod
-    def forward(ctx: Any, pre: Tensor, threshold: Tensor, bandwidth: float) -> Tensor:
-        ctx.save_for_backward(pre, threshold)
-        ctx.bandwidth = bandwidth
-        return (pre > threshold).to(pre.dtype)
-
-    @staticmethod
-    def backward(ctx: Any, grad_out: Tensor) -> tuple[None, Tensor, None]:
-        pre, threshold = ctx.saved_tensors
-        eps = ctx.bandwidth
-        grad_threshold = -(1.0 / eps) * _rectangle((pre - threshold) / eps) * grad_out
-        return None, grad_threshold.sum(dim=0), None
+    def backward(ctx, grad_codes: Tensor, grad_l0: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
+        codes, window, threshold = ctx.saved_tensors
+        grad_pre = keep_where_positive(grad_codes, codes) if ctx.needs_input_grad[0] else None
+        grad_threshold = None
+        if ctx.needs_input_grad[1]:
+            through_codes = (window * grad_codes).sum(dim=0) * threshold  # Σ_b K·g·θ
+            through_l0 = grad_l0.to(window.dtype) @ window  # Σ_b K·g_L0
+            grad_threshold = ((through_codes + through_l0) / -ctx.bandwidth).to(threshold.dtype)
+        return grad_pre, grad_threshold, None
 
 
 @register_activation
@@ -116,15 +115,27 @@ class JumpReLU(Activation):
         self.threshold.data.clamp_(min=0.0)  # on .data: the penalty's repeat must not invalidate θ saved for backward
         return self.threshold
 
-    def step(self, pre: Tensor) -> Tensor:
-        """H(pre − θ) [batch, d_sae], whose θ-gradient is the straight-through −(1/ε)·K((pre − θ)/ε)."""
-        return _StepFunction.apply(pre, self.gate_threshold(), self.bandwidth)  # type: ignore[no-any-return]
+    def gate(self, pre: Tensor) -> tuple[Tensor, Tensor]:
+        """(codes [batch, d_sae], per-sample L0 [batch]) from one autograd node; both send the straight-through
+        gradient to θ."""
+        return _JumpReLUGate.apply(pre, self.gate_threshold(), self.bandwidth)  # type: ignore[no-any-return]
+
+    def l0_penalty(self, sample_l0: Tensor) -> Tensor:
+        """The sparsity penalty from the per-sample L0 [batch]: its batch mean."""
+        return sample_l0.mean()
 
     def forward(self, pre: Tensor) -> Tensor:
-        return _JumpReLUFunction.apply(pre, self.gate_threshold(), self.bandwidth)  # type: ignore[no-any-return]
+        if not torch.is_grad_enabled():
+            threshold = self.gate_threshold().detach()
+            return keep_where_positive(pre, pre - threshold)
+        return self.gate(pre)[0]
 
     def sparsity_penalty(self, pre: Tensor, codes: Tensor, decoder_norms: Tensor) -> Tensor:
-        return self.step(pre).sum(dim=-1).mean()
+        return self.l0_penalty(self.gate(pre)[1])
+
+    def codes_and_penalty(self, pre: Tensor, decoder_norms: Tensor) -> tuple[Tensor, Tensor | None]:
+        codes, sample_l0 = self.gate(pre)
+        return codes, self.l0_penalty(sample_l0)
 
     def inference_threshold(self) -> Tensor:
         return self.threshold.detach().clamp(min=0.0)
