@@ -70,6 +70,18 @@ def _state(trainer: Trainer) -> dict[str, torch.Tensor]:
 RESAMPLING = {"resample_every": 4, "resample_stop_frac": 0.9, "aux_coefficient": 1 / 32, "dead_window_samples": 64}
 
 
+def test_a_fit_continued_in_the_same_process_trains_as_one_fit() -> None:
+    """fit() ends in eval mode; a later fit() of the same trainer trains in training mode again (BatchTopK's
+    batch selection and threshold updates, JumpReLU's projection), so the two fits equal one."""
+    reference = _state(_train(None, steps=12))
+    trainer = _train(None, steps=12, until=5)
+    assert not any(s.member.model.training for s in trainer.states)
+    trainer.fit()
+    state = _state(trainer)
+    for key, value in reference.items():
+        assert torch.equal(state[key], value), key
+
+
 def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     reference = _state(_train(tmp_path / "a", steps=24, **RESAMPLING))
     _train(tmp_path / "b", steps=24, until=13, **RESAMPLING)  # "killed" after step 13; last checkpoint at 10

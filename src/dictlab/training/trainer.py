@@ -489,6 +489,8 @@ class Trainer:
             unit=" steps",
             enabled=self.config.progress and self.world.is_main,
         )
+        for state in self.states:
+            state.member.model.train()  # a fit that continues an earlier one (which ended in eval mode)
         with self._closing_batches(), bar, self._tracking(stop) as tracker:
             if not self._initialised:
                 self._initialise_biases()
