@@ -4,7 +4,8 @@ Usage: python benchmarks/train_throughput.py [--d-in 384] [--d-sae 3072] [--batc
                                              [--device cpu]
 
 For each activation (the TopK family on both training paths) it times ``steps`` full training updates (forward,
-loss, backward, Adam, decoder renormalisation) on random data and prints the median samples/s over ``repeats``.
+loss, backward, Adam, decoder renormalisation) on random data, the first left out as warm-up, and prints the
+median steady-state samples/s over ``repeats``.
 The dense limit is the rate a dense SAE step would reach at the fp32 matmul rate measured in the same run
 (≈ 10·d_in·d_sae FLOP per sample: five products of 2·d_in·d_sae), so the ratio column shows how close each path is
 to the hardware; the sparse path's own limit is about five times higher (one dense product).
@@ -21,6 +22,8 @@ from dictlab.models import DictionaryConfig, SparseDictionary
 from dictlab.training import Member, RecipeConfig, ShuffledBatches, TrainConfig, Trainer
 from dictlab.training.cpu_memory import retain_freed_memory
 
+WARMUP_STEPS = 1
+"""Steps left out of the timing: the first allocates the optimiser's state and the step's buffers."""
 RUNS = [("relu", "dense"), ("jumprelu", "dense")] + [
     (a, p) for a in ("topk", "batchtopk", "matryoshka") for p in ("sparse", "dense")
 ]
@@ -29,7 +32,8 @@ RUNS = [("relu", "dense"), ("jumprelu", "dense")] + [
 
 @dataclass(frozen=True)
 class Shape:
-    """One benchmark setting: SAE d_in → d_sae, TopK k, batch rows, timed steps per run, interleaved repeats."""
+    """One benchmark setting: SAE d_in → d_sae, TopK k, batch rows, steps per run (the first untimed), interleaved
+    repeats."""
 
     d_in: int = 384
     d_sae: int = 3072
@@ -56,8 +60,9 @@ def train_rate(activation: str, path: str, shape: Shape, device: torch.device) -
     rows = torch.randn(shape.batch * 4, shape.d_in, device=device)
     config = TrainConfig(batch_size=shape.batch, steps=shape.steps, progress=False, checkpoint_every=0)
     trainer = Trainer([member], ShuffledBatches(rows, shape.batch, 0), config, device=device)
+    (warm,) = trainer.fit(until_step=WARMUP_STEPS)  # allocates Adam's state and the step's buffers
     (summary,) = trainer.fit()  # its end reads the device, so the clock includes every queued kernel
-    return summary.samples_per_s
+    return (shape.steps - WARMUP_STEPS) * shape.batch / (summary.train_seconds - warm.train_seconds)
 
 
 def measure(shape: Shape, device: str | torch.device = "cpu") -> Throughput:
