@@ -8,7 +8,13 @@ import torch
 from devices import DEVICES
 from dictlab.models import DictionaryConfig, SparseDictionary
 from dictlab.models.activations import activation_names, batch_top_indices
-from dictlab.models.sparse_latents import ActiveLatents, gather_pre_activations, sparse_decode
+from dictlab.models.activations.topk import _top_above_sampled_threshold
+from dictlab.models.sparse_latents import (
+    ActiveLatents,
+    gather_pre_activations,
+    sparse_decode,
+    sparse_decode_prefixes,
+)
 from dictlab.training import Member, RecipeConfig, ShuffledBatches, TrainConfig, Trainer
 from dictlab.training.dead_latents import auxk_loss
 from dictlab.training.precision import forward_autocast
@@ -87,6 +93,36 @@ def test_gather_and_decode_pass_gradcheck() -> None:
         return sparse_decode(fresh, gather_pre_activations(x, W_enc, b_enc, fresh), W_dec, n_latents=7)
 
     assert torch.autograd.gradcheck(composed, (x, W_enc, b_enc, W_dec))
+
+
+@pytest.mark.parametrize("sizes", [[3, 5, 9], [2, 6]])  # the second leaves latents 6–8 out of every prefix
+def test_prefix_decode_equals_one_decode_per_prefix(sizes: list[int]) -> None:
+    g = torch.Generator().manual_seed(5)
+    pre = torch.randn(7, 9, dtype=torch.float64, generator=g)
+    active = ActiveLatents.from_flat(pre, batch_top_indices(pre, 20))  # uneven entries per sample, one may hold none
+    values = active.pre.relu().requires_grad_()
+    W_dec = torch.randn(9, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    b_dec = torch.randn(4, dtype=torch.float64, generator=g)
+    together = sparse_decode_prefixes(active, values, W_dec, sizes, b_dec)
+    one_by_one = [sparse_decode(active, values, W_dec, b_dec, n_latents=m) for m in sizes]
+    for got, expected in zip(together, one_by_one, strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda v, w: tuple(sparse_decode_prefixes(active, v, w, sizes)), (values, W_dec))
+
+
+@pytest.mark.parametrize("misleading_sample", [False, True])
+def test_batch_top_indices_is_exact_from_the_sampled_threshold_and_without_it(misleading_sample: bool) -> None:
+    """512 × 1024 entries: sampled every 5th entry. Misleading: the sampled entries are the batch's largest, so
+    the sampled threshold lets fewer than ``total`` through and the per-row candidates must answer."""
+    g = torch.Generator().manual_seed(6)
+    pre = torch.randn(512, 1024, generator=g) + torch.randn(1024, generator=g)
+    if misleading_sample:
+        pre.view(-1)[::5] += 10.0
+    total = 8 * 512
+    sampled = _top_above_sampled_threshold(pre.reshape(-1), total, 1024)
+    assert (sampled is None) == misleading_sample
+    expected = pre.reshape(-1).topk(total).indices.sort().values
+    assert torch.equal(batch_top_indices(pre, total).sort().values, expected)
 
 
 def test_batch_top_indices_is_exact_even_when_one_row_holds_most_entries() -> None:

@@ -12,7 +12,12 @@ from dictlab.distributed.mesh import LatentRange, Mesh
 from dictlab.files.memory import check_allocation
 from dictlab.models.activations import Activation
 from dictlab.models.config import DictionaryConfig
-from dictlab.models.sparse_latents import ActiveLatents, gather_pre_activations, sparse_decode
+from dictlab.models.sparse_latents import (
+    ActiveLatents,
+    gather_pre_activations,
+    sparse_decode,
+    sparse_decode_prefixes,
+)
 
 SPARSE_AUTO_MAX_DENSITY = 1 / 16
 """``loss(sparse=None)`` takes the sparse path when the kept fraction k / d_sae is at most this."""
@@ -265,10 +270,18 @@ class SparseDictionary(nn.Module):
         active = self.activation.select(pre)
         assert active is not None
         values = torch.relu(self.active_pre_activations(x_in, active))
-        x_hat = self.decode_active(active, values)
-        reconstruction = self.activation.reconstruction_loss(
-            x_out, x_hat, lambda m: self.decode_active(active, values, m)
-        )
+        prefixes = self.activation.reconstruction_prefixes
+        decoded: dict[int, Tensor] = {}
+        if prefixes and self.latents.whole:  # the prefixes and the whole from one bag of the entries
+            *partial, x_hat = sparse_decode_prefixes(active, values, self.W_dec, [*prefixes, self.d_sae], self.b_dec)
+            decoded = dict(zip(prefixes, partial, strict=True))
+        else:
+            x_hat = self.decode_active(active, values)
+
+        def decode_prefix(m: int) -> Tensor:
+            return decoded[m] if m in decoded else self.decode_active(active, values, m)
+
+        reconstruction = self.activation.reconstruction_loss(x_out, x_hat, decode_prefix)
         return DictionaryLoss(reconstruction, None, pre, x_hat, active=active, active_codes=values)
 
     def decode_active(self, active: ActiveLatents, values: Tensor, n_latents: int | None = None) -> Tensor:

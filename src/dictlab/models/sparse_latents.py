@@ -170,3 +170,52 @@ def sparse_decode(
     values = values.to(W_dec.dtype)  # autocast leaves embedding_bag alone; it needs matching dtypes
     out = _SparseDecode.apply(values, W_dec, active)
     return out if b_dec is None else out + b_dec
+
+
+class _RunningSums(torch.autograd.Function):
+    """[batch, J, d] segment sums → the J running sums over the segment axis, each [batch, d]; the backward is the
+    reversed running sum of their gradients. Written as J additions of [batch, d] slices: ATen's cumsum and flip
+    along a middle axis take several times longer."""
+
+    @staticmethod
+    def forward(ctx, parts: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
+        sums = [parts[:, 0].clone()]
+        for j in range(1, parts.shape[1]):
+            sums.append(sums[-1] + parts[:, j])
+        return tuple(sums)
+
+    @staticmethod
+    def backward(ctx, *grads: Tensor) -> Tensor:  # type: ignore[override]
+        grad_parts = grads[-1].new_empty(grads[-1].shape[0], len(grads), grads[-1].shape[1])
+        running = grads[-1]
+        grad_parts[:, -1] = running
+        for j in range(len(grads) - 2, -1, -1):
+            running = running + grads[j]
+            grad_parts[:, j] = running
+        return grad_parts
+
+
+def sparse_decode_prefixes(
+    active: ActiveLatents, values: Tensor, W_dec: Tensor, sizes: list[int], b_dec: Tensor | None = None
+) -> list[Tensor]:
+    """The reconstructions from latents [0, m) for every m of ``sizes`` (increasing): each [batch, d_out] (+ b_dec).
+
+    Equal to ``[sparse_decode(active, values, W_dec, b_dec, n_latents=m) for m in sizes]`` at the cost of one:
+    the entries are grouped by (sample, segment [m_{j-1}, m_j)), one weighted bag gives every segment's partial
+    reconstruction, and the prefixes are their running sums, so each entry is decoded once (and once in the
+    backward) instead of once per prefix.
+    """
+    n = len(sizes)
+    segment = torch.bucketize(active.cols, torch.tensor(sizes, device=active.cols.device), right=True)
+    key = active.rows * n + segment  # bag (sample, segment); entries past the last prefix get segment n
+    order = torch.argsort(key, stable=True)
+    if sizes[-1] < active.d_sae:
+        order = order[segment[order] < n]
+    key = key[order]
+    counts = torch.bincount(key, minlength=active.batch * n)
+    grouped = ActiveLatents(
+        key, active.cols[order], torch.cumsum(counts, 0) - counts, active.pre[order], active.batch * n, active.d_sae
+    )
+    parts = _SparseDecode.apply(values.to(W_dec.dtype)[order], W_dec, grouped)
+    prefixes = _RunningSums.apply(parts.view(active.batch, n, -1))
+    return [p if b_dec is None else p + b_dec for p in prefixes]

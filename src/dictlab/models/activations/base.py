@@ -121,6 +121,12 @@ class Activation(nn.Module):
         structural sparsity (ReLU, JumpReLU: their codes are dense until training makes them sparse)."""
         return None
 
+    @property
+    def reconstruction_prefixes(self) -> list[int]:
+        """The latent-prefix sizes m < d_sae, increasing, whose reconstructions :meth:`reconstruction_loss` asks
+        ``decode_prefix`` for (the sparse path decodes them together with the full reconstruction)."""
+        return []
+
     def reconstruction_loss(self, x_out: Tensor, x_hat: Tensor, decode_prefix: PrefixDecoder) -> Tensor:
         """Training reconstruction loss given the full reconstruction ``x_hat``; default: its squared error."""
         return squared_error(x_out, x_hat)
