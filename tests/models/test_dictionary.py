@@ -28,6 +28,24 @@ def test_saelens_orientation_and_reconstruction() -> None:
     assert torch.allclose(model(x), codes @ model.W_dec + model.b_dec)
 
 
+@pytest.mark.parametrize("sizes", [[5, 12, 40], [8, 30]])  # the second leaves latents 30–39 out
+def test_prefix_decodes_equal_one_decode_per_prefix(sizes: list[int]) -> None:
+    model = SparseDictionary(DictionaryConfig(d_in=6, d_out=6, d_sae=40, activation="relu")).double()
+    with torch.no_grad():
+        model.b_dec.normal_()
+    codes = torch.randn(9, 40, dtype=torch.float64).relu().requires_grad_()
+    together = model.decode_prefixes(codes, sizes)
+    for got, m in zip(together, sizes, strict=True):
+        torch.testing.assert_close(got, model.decode(codes, m), rtol=0, atol=1e-12)
+    weights = torch.randn(len(sizes), 9, 6, dtype=torch.float64)
+    grads = {}
+    for name, outputs in (("together", together), ("apart", [model.decode(codes, m) for m in sizes])):
+        loss = sum((w * out).sum() for w, out in zip(weights, outputs, strict=True))
+        grads[name] = torch.autograd.grad(loss, [codes, model.W_dec, model.b_dec])
+    for got, expected in zip(grads["together"], grads["apart"], strict=True):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
 def test_transcoder_maps_between_widths_without_pre_encoder_bias() -> None:
     cfg = DictionaryConfig(kind="transcoder", d_in=6, d_out=9, d_sae=20, activation="relu", apply_b_dec_to_input=False)
     model = SparseDictionary(cfg)

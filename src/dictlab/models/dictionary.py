@@ -1,5 +1,6 @@
 """One sparse dictionary module for SAEs, transcoders and crosscoders."""
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -214,6 +215,25 @@ class SparseDictionary(nn.Module):
             return torch.addmm(self.b_dec, codes[:, :m], self.W_dec[:m])
         return sum_partials(codes[:, :m] @ self.W_dec[:m], self.mesh.tp) + self.b_dec
 
+    def decode_prefixes(self, codes: Tensor, sizes: list[int]) -> list[Tensor]:
+        """x̂_r [batch, d_out] from latents [0, m) for every m of ``sizes`` (increasing), each with b_dec.
+
+        One product per segment [m_{j−1}, m_j), accumulated into running sums: all prefixes for the FLOPs of one
+        decode, where ``decode(codes, m)`` per prefix would spend Σ_j m_j / d_sae of them. A latent shard decodes
+        each prefix on its own.
+        """
+        if not self.latents.whole:
+            return [self.decode(codes, m) for m in sizes]
+        bounds = [0, *sizes] + ([self.d_sae] if sizes[-1] < self.d_sae else [])
+        widths = [b - a for a, b in itertools.pairwise(bounds)]
+        reconstructions, running = [], self.b_dec
+        for part, rows in zip(codes.split(widths, dim=1), self.W_dec.split(widths), strict=True):
+            if len(reconstructions) == len(sizes):
+                break
+            running = torch.addmm(running, part, rows)
+            reconstructions.append(running)
+        return reconstructions
+
     def local_prefix(self, n_latents: int) -> int:
         """How many of this process's latents lie among the first ``n_latents`` of the dictionary."""
         return min(max(n_latents - self.latents.start, 0), self.latents.size)
@@ -258,8 +278,18 @@ class SparseDictionary(nn.Module):
             return self._sparse_loss(x_in, x_out)
         pre = self.pre_activations(x_in)
         codes, sparsity = self.activation.codes_and_penalty(pre, self.decoder_norms())
-        x_hat = self.decode(codes)
-        reconstruction = self.activation.reconstruction_loss(x_out, x_hat, lambda m: self.decode(codes, m))
+        prefixes = self.activation.reconstruction_prefixes
+        decoded: dict[int, Tensor] = {}
+        if prefixes:  # the prefixes and the whole from one product per segment
+            *partial, x_hat = self.decode_prefixes(codes, [*prefixes, self.d_sae])
+            decoded = dict(zip(prefixes, partial, strict=True))
+        else:
+            x_hat = self.decode(codes)
+
+        def decode_prefix(m: int) -> Tensor:
+            return decoded[m] if m in decoded else self.decode(codes, m)
+
+        reconstruction = self.activation.reconstruction_loss(x_out, x_hat, decode_prefix)
         return DictionaryLoss(reconstruction, sparsity, pre, x_hat, codes=codes)
 
     def _sparse_loss(self, x_in: Tensor, x_out: Tensor) -> DictionaryLoss:
