@@ -67,9 +67,9 @@ CASES = {
     "batchtopk": (dict(activation="batchtopk", k=3), {}),
     "matryoshka": (dict(activation="matryoshka", k=3, matryoshka_prefixes=(0.25, 1.0)), {}),
 }
-KNOWN = {"batchtopk": {"batch_top_indices"}, "matryoshka": {"batch_top_indices"}}
-"""Reads still made every step: BatchTopK's exact selection checks on the host whether a row filled its candidate
-set (one integer per step)."""
+KNOWN = {"batchtopk": {"_top_above_sampled_threshold"}, "matryoshka": {"_top_above_sampled_threshold"}}
+"""Reads still made every step: BatchTopK's exact selection learns how many entries reached its sampled threshold
+(the size of one ``nonzero``)."""
 KNOWN_ON_CPU = {"topk-auxk": {"auxk_loss"}}
 """Reads made on the CPU only, where a read costs nothing: AuxK's dead count (its fixed-width form, used on CUDA and
 tested read-free below, costs up to 2× a TopK step here when few latents are dead)."""
