@@ -42,7 +42,7 @@ def keep_where_positive(values: Tensor, key: Tensor) -> Tensor:
 
 class _JumpReLUGate(torch.autograd.Function):
     """(codes [batch, d_sae], per-sample L0 [batch]) for θ ≥ 0: codes = pre·H(pre − θ), L0_b = Σ_i H(pre_bi − θ_i),
-    with the straight-through θ-gradients of Rajamanoharan et al. (arXiv 2407.14435, Eqs. 11–12): −(θ/ε)·K and
+    with the straight-through θ-gradients of Rajamanoharan et al. (arXiv 2407.14435): −(θ/ε)·K and
     −(1/ε)·K, K = 1[|pre − θ| < ε/2] the rectangle kernel.
 
     One node for both outputs, so the kernel window is built once, in the forward, where pre − θ is at hand; the
