@@ -18,6 +18,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
+def bag_offsets(bags: Tensor, n_bags: int) -> Tensor:
+    """[n_bags] int64: where each bag's entries begin once the entries are ordered by bag (``bags`` [nnz] holds
+    each entry's bag; the ``embedding_bag`` offsets convention)."""
+    counts = torch.bincount(bags, minlength=n_bags)
+    return torch.cumsum(counts, 0) - counts
+
+
 @dataclass(frozen=True, eq=False)
 class ActiveLatents:
     """The active (selected) entries of a [batch, d_sae] code matrix, in row-major order.
@@ -49,10 +56,8 @@ class ActiveLatents:
         """The entries ``(rows[e], cols[e])`` of a [batch, d_sae] pre-activation matrix, ``rows`` nondecreasing;
         ``values`` [nnz], when given, are their pre-activations (else read from ``pre``)."""
         batch, d_sae = pre.shape
-        counts = torch.bincount(rows, minlength=batch)
-        offsets = torch.cumsum(counts, 0) - counts
         values = pre.detach()[rows, cols] if values is None else values.detach()
-        return cls(rows, cols, offsets, values, batch, d_sae)
+        return cls(rows, cols, bag_offsets(rows, batch), values, batch, d_sae)
 
     @classmethod
     def from_flat(cls, pre: Tensor, flat_indices: Tensor) -> "ActiveLatents":
@@ -60,9 +65,7 @@ class ActiveLatents:
         batch, d_sae = pre.shape
         flat_indices = flat_indices.sort().values
         rows, cols = flat_indices // d_sae, flat_indices % d_sae
-        counts = torch.bincount(rows, minlength=batch)
-        offsets = torch.cumsum(counts, 0) - counts
-        return cls(rows, cols, offsets, pre.detach().reshape(-1)[flat_indices], batch, d_sae)
+        return cls(rows, cols, bag_offsets(rows, batch), pre.detach().reshape(-1)[flat_indices], batch, d_sae)
 
     @classmethod
     def from_mask(cls, pre: Tensor, mask: Tensor) -> "ActiveLatents":
@@ -83,9 +86,7 @@ class ActiveLatents:
         """The entries grouped by latent: (``order`` [nnz], entry ids sorted by column, stable; ``starts``
         [d_sae], where latent i's entries begin in ``order``) — the bags of a transposed ``embedding_bag``.
         Computed once, on first use (the encoder's and the decoder's backward share it)."""
-        order = torch.argsort(self.cols, stable=True)
-        counts = torch.bincount(self.cols, minlength=self.d_sae)
-        return order, torch.cumsum(counts, 0) - counts
+        return torch.argsort(self.cols, stable=True), bag_offsets(self.cols, self.d_sae)
 
 
 class _ActivePreActivations(torch.autograd.Function):
@@ -211,11 +212,8 @@ def sparse_decode_prefixes(
     order = torch.argsort(key, stable=True)
     if sizes[-1] < active.d_sae:
         order = order[segment[order] < n]
-    key = key[order]
-    counts = torch.bincount(key, minlength=active.batch * n)
-    grouped = ActiveLatents(
-        key, active.cols[order], torch.cumsum(counts, 0) - counts, active.pre[order], active.batch * n, active.d_sae
-    )
+    key, batch = key[order], active.batch * n
+    grouped = ActiveLatents(key, active.cols[order], bag_offsets(key, batch), active.pre[order], batch, active.d_sae)
     parts = _SparseDecode.apply(values.to(W_dec.dtype)[order], W_dec, grouped)
     prefixes = _RunningSums.apply(parts.view(active.batch, n, -1))
     return [p if b_dec is None else p + b_dec for p in prefixes]
